@@ -1,0 +1,89 @@
+"""Score networks and the registry that builds one from a Config."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import Config, ConfigError
+from .compact import CompactScoreNet
+from .mlp import MLPScore
+from .normalization import CondInstanceNormPlus
+from .refinenet import RefineNetDilated
+
+__all__ = ["ScoreModel", "build_model", "count_parameters", "conv_flops", "CondInstanceNormPlus"]
+
+
+class ScoreModel(nn.Module):
+    """Wraps a network with its sigma ladder: forward(x, labels) -> score, same shape as x.
+
+    With scale_by_sigma the raw output is divided by sigma_i (NCSNv2, Technique 3), which lets a small
+    network match the score's 1/sigma magnitude across levels without learning it.
+    """
+
+    def __init__(self, net: nn.Module, sigmas: torch.Tensor, scale_by_sigma: bool):
+        super().__init__()
+        self.net = net
+        self.register_buffer("sigmas", sigmas.clone().float())
+        self.scale_by_sigma = scale_by_sigma
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        out = self.net(x, labels)
+        if self.scale_by_sigma:
+            out = out / self.sigmas[labels].view(-1, *([1] * (x.dim() - 1)))
+        return out
+
+
+def _check_image_shape(cfg: Config) -> None:
+    size, ch, arch = cfg.data.image_size, cfg.data.channels, cfg.model.arch
+    if ch not in (1, 3):
+        raise ConfigError(f"{arch} takes 1 or 3 image channels, got channels={ch}")
+    multiple = 2 if arch == "refinenet" else 4
+    if size < 8 or size % multiple:
+        raise ConfigError(f"{arch} needs an image size that is a multiple of {multiple} and at least 8 "
+                          f"(e.g. 28, 32, 64), got image_size={size}")
+
+
+def build_model(cfg: Config) -> ScoreModel:
+    """The score model a config describes, freshly initialised (seed the global RNG first for repeatability)."""
+    from ..noise import sigmas_from_config
+    m, L = cfg.model, cfg.noise.num_classes
+    if m.arch == "mlp":
+        net: nn.Module = MLPScore(cfg.data.channels, m.hidden, L)
+    else:
+        _check_image_shape(cfg)
+        if m.arch == "refinenet":
+            net = RefineNetDilated(cfg.data.channels, m.ngf, L)
+        else:
+            if len(m.channels) != 3:
+                raise ConfigError(f"compact model needs three widths, got channels={m.channels}")
+            net = CompactScoreNet(cfg.data.channels, m.channels, L)
+    return ScoreModel(net, sigmas_from_config(cfg.noise), m.scale_by_sigma)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def conv_flops(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> int:
+    """FLOPs of one forward pass counted over convolutions and linear layers (2 per multiply-add),
+    per example. Norms, activations and pooling are not counted (they are small next to convs)."""
+    total = 0
+
+    def conv_hook(mod, inp, out):
+        nonlocal total
+        k = mod.weight[0].numel()  # (cin/groups) * kh * kw
+        total += 2 * out.numel() * k
+
+    def lin_hook(mod, inp, out):
+        nonlocal total
+        total += 2 * out.numel() * mod.in_features
+
+    hooks = [mm.register_forward_hook(conv_hook) for mm in model.modules() if isinstance(mm, nn.Conv2d)]
+    hooks += [mm.register_forward_hook(lin_hook) for mm in model.modules() if isinstance(mm, nn.Linear)]
+    try:
+        with torch.no_grad():
+            model(x, labels)
+    finally:
+        for h in hooks:
+            h.remove()
+    return total // len(x)

@@ -1,0 +1,51 @@
+"""A compact noise-conditional U-Net for CPU training: few channels at full resolution, most of
+them at 1/2 and 1/4 resolution, where a convolution costs 4x and 16x less per channel pair."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .normalization import CondInstanceNormPlus
+from .refinenet import CondResBlock
+
+
+class CompactScoreNet(nn.Module):
+    """s(x, i) for x in [0, 1], (B, C, H, W) -> (B, C, H, W); H and W divisible by 4.
+
+    Encoder: full-res block (c0), down to 1/2 (c1, two blocks), down to 1/4 (c2, two blocks, the
+    second dilated). Decoder: upsample, merge the skip with a 1x1 conv, one block per resolution.
+    Conditioning is CondInstanceNorm++ on the level index, as in the paper's RefineNet.
+    """
+
+    def __init__(self, channels: int, widths: Sequence[int], num_classes: int):
+        super().__init__()
+        c0, c1, c2 = widths
+        self.begin_conv = nn.Conv2d(channels, c0, 3, padding=1)
+        self.enc0 = CondResBlock(c0, c0, num_classes)
+        self.down1 = nn.Conv2d(c0, c1, 3, stride=2, padding=1)
+        self.enc1 = nn.ModuleList([CondResBlock(c1, c1, num_classes), CondResBlock(c1, c1, num_classes)])
+        self.down2 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
+        self.enc2 = nn.ModuleList([CondResBlock(c2, c2, num_classes), CondResBlock(c2, c2, num_classes, dilation=2)])
+        self.merge1 = nn.Conv2d(c2 + c1, c1, 1)
+        self.dec1 = CondResBlock(c1, c1, num_classes)
+        self.merge0 = nn.Conv2d(c1 + c0, c0, 1)
+        self.dec0 = CondResBlock(c0, c0, num_classes)
+        self.norm_out = CondInstanceNormPlus(c0, num_classes)
+        self.end_conv = nn.Conv2d(c0, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h0 = self.enc0(self.begin_conv(2 * x - 1), labels)
+        h1 = self.down1(h0)
+        for b in self.enc1:
+            h1 = b(h1, labels)
+        h2 = self.down2(h1)
+        for b in self.enc2:
+            h2 = b(h2, labels)
+        u1 = F.interpolate(h2, size=h1.shape[2:], mode="bilinear", align_corners=False)
+        d1 = self.dec1(self.merge1(torch.cat([u1, h1], dim=1)), labels)
+        u0 = F.interpolate(d1, size=h0.shape[2:], mode="bilinear", align_corners=False)
+        d0 = self.dec0(self.merge0(torch.cat([u0, h0], dim=1)), labels)
+        return self.end_conv(F.elu(self.norm_out(d0, labels)))
