@@ -29,10 +29,12 @@ class DataConfig:
     dequantize: bool = True          # x*255/256 + U(0, 1/256)
     random_flip: bool = False        # paper: on for CIFAR-10 and CelebA
     download: bool = False           # torchvision download, only on request
+    holdout: int = 0                 # the last `holdout` examples are kept out of training (for evaluation)
 
     def __post_init__(self) -> None:
         _check(self.channels in (1, 2, 3), f"channels={self.channels}: use 1 (grayscale) or 3 (RGB), or 2 for toy data")
         _check(self.image_size >= 1, f"image_size={self.image_size} must be positive")
+        _check(self.holdout >= 0, f"holdout={self.holdout} must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ def _sub_from_dict(sub_cls, d: dict, section: str):
 def _preset_mnist_cpu() -> Config:
     return Config(
         name="mnist-cpu",
+        data=DataConfig(holdout=1000),
         model=ModelConfig(arch="compact", channels=(16, 48, 96), scale_by_sigma=True),
         noise=NoiseConfig(1.0, 0.01, 10),
         train=TrainConfig(batch_size=64, lr=2e-3, n_iters=6000, ema_rate=0.999, save_every=500,

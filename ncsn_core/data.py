@@ -72,3 +72,71 @@ def load_builtin_mnist(folder: Path = BUILTIN_MNIST) -> Tuple[np.ndarray, np.nda
     if len(images) != len(labels):
         raise DataError(f"{folder}: {len(images)} images but {len(labels)} labels")
     return images, labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Data sets as "image sets": len() and get_batch(indices) -> float (B, C, H, W) in [0, 1]
+# ---------------------------------------------------------------------------------------------
+import torch  # noqa: E402  (kept below the IDX reader, which needs only numpy)
+
+from .config import DataConfig  # noqa: E402
+
+
+class TensorImageSet:
+    """An in-memory data set: uint8 images (N, C, H, W) (or float (N, D) toy points) and optional labels."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None, name: str = ""):
+        self.images, self.labels, self.name = images, labels, name
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def get_batch(self, indices: torch.Tensor) -> torch.Tensor:
+        x = self.images[indices]
+        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+
+def builtin_mnist_set(image_size: int = 28) -> TensorImageSet:
+    images, labels = load_builtin_mnist()
+    x = torch.from_numpy(images.copy()).unsqueeze(1)
+    if image_size != 28:  # e.g. 32 for a model that wants it; bilinear, back to uint8
+        x = torch.nn.functional.interpolate(x.float(), size=(image_size, image_size), mode="bilinear",
+                                            align_corners=False).round().clamp(0, 255).to(torch.uint8)
+    return TensorImageSet(x, torch.from_numpy(labels), "mnist-builtin")
+
+
+def split_holdout(data: TensorImageSet, holdout: int, split: str) -> TensorImageSet:
+    """split 'train': all but the last `holdout` examples; 'holdout': the last `holdout`; 'all': everything."""
+    if split == "all" or holdout == 0 and split == "train":
+        return data
+    if holdout >= len(data):
+        raise DataError(f"holdout={holdout} leaves no training data ({len(data)} examples in {data.name})")
+    sl = slice(None, len(data) - holdout) if split == "train" else slice(len(data) - holdout, None)
+    labels = data.labels[sl] if data.labels is not None else None
+    return TensorImageSet(data.images[sl], labels, f"{data.name}[{split}]")
+
+
+def load_dataset(cfg: DataConfig, split: str = "train"):
+    """The image set a DataConfig names (see DataConfig.dataset); split: 'train', 'holdout' or 'all'."""
+    if cfg.dataset == "mnist-builtin":
+        if cfg.channels != 1:
+            raise DataError(f"the built-in MNIST is grayscale: set channels=1 (got {cfg.channels})")
+        return split_holdout(builtin_mnist_set(cfg.image_size), cfg.holdout, split)
+    if cfg.dataset == "toy":
+        from .toy import paper_mixture
+        pts = paper_mixture().sample(10_000, generator=torch.Generator().manual_seed(1234))
+        return TensorImageSet(pts, None, "toy")
+    raise DataError(f"unknown dataset {cfg.dataset!r}: use mnist-builtin or toy")
+
+
+def preprocess(x: torch.Tensor, cfg: DataConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The paper's training transforms on a batch in [0, 1]: uniform dequantisation x*255/256 + U(0, 1/256)
+    and random horizontal flips, each only when the config asks for it. Toy points pass through."""
+    if x.dim() != 4:
+        return x
+    if cfg.dequantize:
+        x = x * (255.0 / 256.0) + torch.rand(x.shape, generator=generator, device=x.device) / 256.0
+    if cfg.random_flip:
+        flip = torch.rand(len(x), generator=generator, device=x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x

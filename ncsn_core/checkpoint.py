@@ -1,0 +1,136 @@
+"""Self-describing, versioned checkpoints: written atomically, loaded without executing pickled code."""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from .config import Config, ConfigError
+from .models import ScoreModel, build_model
+
+FORMAT_VERSION = 1
+CKPT_RE = re.compile(r"^ckpt_(\d{8})\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used; the message says why and what to do."""
+
+
+@dataclass
+class Loaded:
+    """A loaded checkpoint: the rebuilt model (EMA weights when present and asked for), its config, step,
+    and the raw state for resuming."""
+    model: ScoreModel
+    config: Config
+    step: int
+    path: Path
+    state: dict
+    used_ema: bool
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, then os.replace: a crash or a full disk
+    leaves either the old file or the new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save_checkpoint(path: Path, config: Config, step: int, model: torch.nn.Module,
+                    optimizer: Optional[torch.optim.Optimizer] = None, ema: Optional[dict] = None,
+                    extra: Optional[dict] = None) -> Path:
+    state = {
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "step": int(step),
+        "model": model.state_dict(),
+        "ema": ema,
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "rng": {"torch": torch.get_rng_state()},
+        "extra": extra or {},
+    }
+    atomic_save(state, Path(path))
+    return Path(path)
+
+
+def read_state(path: Path, map_location="cpu") -> dict:
+    """The raw checkpoint dict, with weights_only=True (no code runs); every failure is a CheckpointError."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist: give the path of a .pt file or a run folder")
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"run folder {path} holds no complete checkpoint yet (looked in {path}/checkpoints)")
+        path = found
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path} contains Python objects that are not plain tensors and numbers; refusing to "
+                              f"load it, since unpickling could run code. Only load checkpoints you trust, "
+                              f"saved by NCSN Studio") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is truncated or damaged ({type(e).__name__}); use an earlier checkpoint "
+                              f"of the run") from e
+    if not isinstance(state, dict) or "format_version" not in state or "model" not in state:
+        raise CheckpointError(f"{path} is not an NCSN Studio checkpoint (no format_version/model entries)")
+    if state["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {state['format_version']}, newer than this NCSN Studio "
+                              f"understands ({FORMAT_VERSION}): upgrade NCSN Studio")
+    state["_path"] = str(path)
+    return state
+
+
+def load_checkpoint(path: Path, device="cpu", use_ema: bool = True) -> Loaded:
+    """Rebuild the model from the checkpoint's own config and load its weights (EMA when present)."""
+    state = read_state(path, map_location=device)
+    try:
+        config = Config.from_dict(state["config"])
+        model = build_model(config)
+    except (ConfigError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{state['_path']}: its config cannot be rebuilt ({e})") from e
+    weights = state["ema"] if (use_ema and state.get("ema")) else state["model"]
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise CheckpointError(f"{state['_path']}: the weights do not fit the {config.model.arch} architecture its "
+                              f"config describes ({first}); the file was edited or comes from another program") from e
+    model.to(device).eval()
+    return Loaded(model, config, int(state["step"]), Path(state["_path"]), state, bool(use_ema and state.get("ema")))
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"ckpt_{step:08d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if CKPT_RE.match(p.name))
+
+
+def latest_checkpoint(run_dir: Path) -> Optional[Path]:
+    """Newest complete checkpoint of a run folder (temp files of an interrupted save are ignored)."""
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1] if ckpts else None

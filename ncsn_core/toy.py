@@ -1,0 +1,168 @@
+"""2-D toy lab: a Gaussian mixture with exact scores, and the paper's Figure 3 experiment (why annealing)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import torch
+
+from .noise import geometric_sigmas
+from .sampling import LangevinState, annealed_langevin, drain, langevin, make_generator
+
+
+@dataclass(frozen=True)
+class GaussianMixture:
+    """p(x) = sum_k w_k N(x; mu_k, std^2 I) in 2-D. Its sigma-perturbed version is the same mixture with
+    variance std^2 + sigma^2 (not sigma^2 alone: the reference code's toy used std sigma, which is exact
+    only at sigma = 1)."""
+    weights: Sequence[float]
+    means: Sequence[Sequence[float]]
+    std: float = 1.0
+
+    def _params(self, device=None):
+        w = torch.tensor(self.weights, dtype=torch.float32, device=device)
+        mu = torch.tensor(self.means, dtype=torch.float32, device=device)
+        return w, mu
+
+    def log_prob(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
+        """log p_sigma(x) for x (N, 2)."""
+        w, mu = self._params(x.device)
+        var = self.std ** 2 + sigma ** 2
+        d2 = ((x[:, None, :] - mu[None]) ** 2).sum(-1)
+        comp = -0.5 * d2 / var - math.log(2 * math.pi * var)
+        return torch.logsumexp(comp + w.log()[None], dim=1)
+
+    def score(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
+        """Exact grad_x log p_sigma(x) = sum_k r_k(x) (mu_k - x) / (std^2 + sigma^2), x (N, 2)."""
+        w, mu = self._params(x.device)
+        var = self.std ** 2 + sigma ** 2
+        d2 = ((x[:, None, :] - mu[None]) ** 2).sum(-1)
+        resp = torch.softmax(-0.5 * d2 / var + w.log()[None], dim=1)
+        return (resp[..., None] * (mu[None] - x[:, None, :])).sum(1) / var
+
+    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        w, mu = self._params()
+        k = torch.multinomial(w, n, replacement=True, generator=generator)
+        return mu[k] + self.std * torch.randn(n, 2, generator=generator)
+
+    def score_net(self, sigmas: torch.Tensor):
+        """A score_net(x, labels) with the exact scores of each sigma_i-perturbed mixture."""
+        def net(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return self.score(x, float(sigmas[int(labels[0])]))
+        return net
+
+
+def paper_mixture() -> GaussianMixture:
+    """p = 1/5 N((-5,-5), I) + 4/5 N((5,5), I) (paper, Sec. 3.2.2)."""
+    return GaussianMixture(weights=(0.2, 0.8), means=((-5.0, -5.0), (5.0, 5.0)))
+
+
+def lower_left_fraction(x: torch.Tensor) -> float:
+    """Share of particles nearer (-5,-5) than (5,5), i.e. below the line x + y = 0."""
+    return float((x.sum(dim=1) < 0).float().mean())
+
+
+def uniform_start(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, 2, generator=generator)
+
+
+@dataclass
+class ToySettings:
+    """The Figure 3 experiment's settings (paper notation: alpha_i = step_lr * sigma_i^2 / sigma_L^2)."""
+    n_particles: int = 1280
+    box: float = 8.0
+    langevin_step_size: float = 0.1
+    langevin_n_steps: int = 1000
+    sigma_begin: float = 20.0
+    sigma_end: float = 0.7
+    num_classes: int = 10
+    step_lr: float = 0.1
+    n_steps_each: int = 100
+    seed: int = 0
+
+
+def run_experiment(s: ToySettings, mixture: Optional[GaussianMixture] = None) -> dict:
+    """Plain vs annealed Langevin from uniform starts in [-box, box]^2 with exact scores.
+
+    Returns a JSON-ready dict {"langevin": {...}, "annealed": {...}, "true_lower_left_fraction": 0.2}.
+    """
+    mix = mixture or paper_mixture()
+    g = make_generator(s.seed, "cpu")
+    x0 = uniform_start(s.n_particles, -s.box, s.box, g)
+    x_plain = drain(langevin(mix.score, x0, s.langevin_step_size, s.langevin_n_steps, seed=s.seed + 1,
+                             yield_every=s.langevin_n_steps))
+    sigmas = geometric_sigmas(s.sigma_begin, s.sigma_end, s.num_classes)
+    x_ann = drain(annealed_langevin(mix.score_net(sigmas), sigmas, x0.shape, s.step_lr, s.n_steps_each,
+                                    seed=s.seed + 2, x0=x0, yield_every=s.n_steps_each))
+    alpha_1 = s.step_lr * (s.sigma_begin / s.sigma_end) ** 2
+    return {
+        "true_lower_left_fraction": float(mix.weights[0]),
+        "langevin": {"lower_left_fraction": lower_left_fraction(x_plain), "n_particles": s.n_particles,
+                     "step_size": s.langevin_step_size, "n_steps": s.langevin_n_steps,
+                     "finite": bool(torch.isfinite(x_plain).all())},
+        "annealed": {"lower_left_fraction": lower_left_fraction(x_ann), "n_particles": s.n_particles,
+                     "sigmas": [round(float(v), 6) for v in sigmas], "step_lr": s.step_lr,
+                     "n_steps_each": s.n_steps_each, "alpha_1": alpha_1,
+                     "finite": bool(torch.isfinite(x_ann).all())},
+        "start": {"distribution": "uniform", "box": [-s.box, s.box]},
+        "seed": s.seed,
+        "notation": "alpha_i = step_lr * sigma_i^2 / sigma_L^2; x <- x + alpha_i/2 * score + sqrt(alpha_i) * z",
+    }
+
+
+def step_size_warning(step_lr: float, sigma_begin: float, sigma_end: float, scale: float = 1.0) -> Optional[str]:
+    """A warning when the top level's step alpha_1 = step_lr * (sigma_1/sigma_L)^2 is large next to
+    sigma_1^2 (the variance of the top level): the chain then overshoots and can blow up (e.g. the paper's
+    toy sigma 10 -> 0.1 with step_lr 0.1 gives alpha_1 = 1000). `scale` is sigma_1^2 by default."""
+    alpha_1 = step_lr * (sigma_begin / sigma_end) ** 2
+    limit = 2.0 * sigma_begin ** 2 * scale
+    if alpha_1 > limit:
+        return (f"the top level's step alpha_1 = {alpha_1:.3g} exceeds 2*sigma_1^2 = {limit:.3g}: the chain will "
+                f"overshoot or diverge; lower step_lr to at most {limit / (sigma_begin / sigma_end) ** 2:.3g}")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Learned fields: train the MLP on samples and compare its field with the exact one
+# ---------------------------------------------------------------------------------------------
+
+def field_error(score_net, mixture: GaussianMixture, sigmas: torch.Tensor, level: int, box: float = 8.0,
+                n_grid: int = 41, density_threshold: float = 1e-3) -> dict:
+    """Mean |s_theta - s_exact| / mean |s_exact| on a grid over [-box, box]^2 at one level, split by
+    region: high density (p_sigma(x) above threshold * max) and low density (the rest)."""
+    lin = torch.linspace(-box, box, n_grid)
+    gx, gy = torch.meshgrid(lin, lin, indexing="xy")
+    pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+    sigma = float(sigmas[level])
+    with torch.no_grad():
+        learned = score_net(pts, torch.full((len(pts),), level, dtype=torch.long))
+    exact = mixture.score(pts, sigma)
+    err = (learned - exact).norm(dim=1)
+    dens = mixture.log_prob(pts, sigma).exp()
+    high = dens > density_threshold * dens.max()
+    rel = lambda m: float(err[m].mean() / exact[m].norm(dim=1).mean().clamp_min(1e-8)) if m.any() else float("nan")
+    return {"level": level, "sigma": sigma, "high_density_rel_error": rel(high), "low_density_rel_error": rel(~high),
+            "high_density_fraction_of_grid": float(high.float().mean())}
+
+
+def train_toy_score(loss: str = "dsm", n_iters: int = 2000, sigmas: Optional[torch.Tensor] = None, seed: int = 0,
+                    hidden: int = 128, batch_size: int = 256, lr: float = 1e-3, mixture: Optional[GaussianMixture] = None):
+    """Generator: trains the MLP on mixture samples, yielding (step, loss, model) every 100 steps and at the end.
+    loss is 'dsm', 'ssm' or 'ssm_vr'."""
+    from .losses import compute_loss
+    from .models.mlp import MLPScore
+    mix = mixture or paper_mixture()
+    sig = sigmas if sigmas is not None else geometric_sigmas(20.0, 0.7, 10)
+    torch.manual_seed(seed)
+    net = MLPScore(2, hidden, len(sig))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    for step in range(1, n_iters + 1):
+        x = mix.sample(batch_size, generator=g)
+        res = compute_loss(loss, net, x, sig, generator=g)
+        opt.zero_grad()
+        res.loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == n_iters:
+            yield step, float(res.loss), net

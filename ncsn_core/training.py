@@ -1,0 +1,312 @@
+"""Training as a generator of events: send "stop", "pause" or "save"; drain it for the blocking API."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generator, Optional, Union
+
+import numpy as np
+import torch
+
+from .checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints, read_state, save_checkpoint
+from .config import Config
+from .data import load_dataset, preprocess
+from .losses import compute_loss, loss_per_level
+from .models import ScoreModel, build_model
+from .sampling import annealed_langevin, drain
+
+
+# --- events -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainStep:
+    """Reported every log_every steps. loss: mean over the window; loss_per_sigma: (L,) window means
+    per noise level (nan where a level was not drawn)."""
+    step: int
+    n_iters: int
+    loss: float
+    loss_per_sigma: tuple
+    images_per_s: float
+    elapsed_s: float
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A few samples from the current (EMA) model: images (n, C, H, W) float32 in [0, 1]."""
+    step: int
+    images: np.ndarray
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    path: str
+    step: int
+
+
+@dataclass(frozen=True)
+class Paused:
+    step: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """reason: 'done' (n_iters reached), 'stopped' (asked to), or 'diverged' (NaN/inf guard)."""
+    step: int
+    reason: str
+    message: str = ""
+    checkpoint: Optional[str] = None
+
+
+TrainEvent = Union[TrainStep, Preview, CheckpointSaved, Paused, Finished]
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def pick_device(name: Optional[str] = None) -> torch.device:
+    """'auto' or None: CUDA, then MPS, then CPU; otherwise the named device (checked)."""
+    if name in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here: use --device cpu or auto")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {name!r} asked for, but MPS is not available here: use --device cpu or auto")
+    return dev
+
+
+class EMA:
+    """Exponential moving average of the weights: shadow <- rate * shadow + (1 - rate) * w."""
+
+    def __init__(self, model: torch.nn.Module, rate: float):
+        self.rate = rate
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(self.rate).add_(v.detach(), alpha=1 - self.rate)
+            else:
+                self.shadow[k].copy_(v)
+
+
+def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
+    """Indices of the batch for `step` (0-based): epochs of a seeded permutation, a pure function of
+    (seed, step), so a resumed run sees exactly the batches an uninterrupted one would."""
+    out, start = [], step * batch_size
+    while len(out) < batch_size:
+        epoch, offset = divmod(start, n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        take = perm[offset: offset + batch_size - len(out)]
+        out.append(take)
+        start += len(take)
+        if sum(len(t) for t in out) >= batch_size:
+            break
+    return torch.cat(out)
+
+
+def step_generator(seed: int, step: int, device) -> torch.Generator:
+    """The noise of step `step` comes from its own seeded generator (same reason as batch_indices)."""
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + step) % (2 ** 63))
+    return g
+
+
+class RunDir:
+    """One folder per run: config.json, metrics.jsonl, checkpoints/, samples/."""
+
+    def __init__(self, path: Union[str, Path]):
+        self.path = Path(path)
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def create(self, config: Config) -> None:
+        (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (self.path / "samples").mkdir(exist_ok=True)
+        tmp = self.path / "config.json.tmp"
+        tmp.write_text(json.dumps(config.to_dict(), indent=2))
+        os.replace(tmp, self.path / "config.json")
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop metric lines past `step` (from a run interrupted after its last checkpoint)."""
+        if not self.metrics.exists():
+            return
+        keep = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by a kill
+        tmp = self.metrics.with_suffix(".tmp")
+        tmp.write_text("".join(k + "\n" for k in keep))
+        os.replace(tmp, self.metrics)
+
+    def log(self, record: dict) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def prune(self, keep_last: int) -> None:
+        for p in list_checkpoints(self.path)[:-keep_last]:
+            p.unlink(missing_ok=True)
+
+
+def is_unfinished(run_dir: Union[str, Path]) -> bool:
+    """A run folder with a checkpoint whose step is below its configured n_iters."""
+    ckpt = latest_checkpoint(Path(run_dir))
+    if ckpt is None:
+        return False
+    try:
+        cfg = json.loads((Path(run_dir) / "config.json").read_text())
+        return int(ckpt.stem.split("_")[1]) < int(cfg["train"]["n_iters"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+@torch.no_grad()
+def preview_samples(model: ScoreModel, cfg: Config, n: int, seed: int, max_steps_each: int = 5) -> torch.Tensor:
+    """A quick look at what the model generates: the configured sampler with at most max_steps_each
+    steps per level (step_lr scaled up to cover the same distance), denoised, clamped to [0, 1]."""
+    t = min(cfg.sample.n_steps_each, max_steps_each)
+    step_lr = cfg.sample.step_lr * cfg.sample.n_steps_each / t
+    device = model.sigmas.device
+    shape = (n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+    x = drain(annealed_langevin(model, model.sigmas, shape, step_lr, t, seed=seed, init=cfg.sample.init,
+                                denoise=True, yield_every=t, device=device))
+    return x.clamp(0, 1)
+
+
+# --- the training loop ------------------------------------------------------------------------
+def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: Union[str, torch.device, None] = None,
+          dataset=None, keep_last: int = 3) -> Generator[TrainEvent, Optional[str], Finished]:
+    """Train cfg's model on cfg's data (or `dataset`), writing the run folder as it goes.
+
+    resume: continue from the run folder's newest checkpoint (same step, optimizer, EMA; batches and
+    noise are pure functions of (seed, step), so the continuation equals an uninterrupted run).
+    Commands sent in: "stop" (save and finish), "pause" (save, yield Paused; the next next() resumes),
+    "save" (save now). The NaN/inf guard stops before a bad update reaches the weights.
+    """
+    dev = pick_device(str(device) if device is not None else None)
+    run = RunDir(run_dir)
+    tc = cfg.train
+    data = dataset if dataset is not None else load_dataset(cfg.data)
+    torch.manual_seed(tc.seed)
+    model = build_model(cfg).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
+    ema = EMA(model, tc.ema_rate) if tc.ema_rate else None
+    step = 0
+    if resume:
+        state = read_state(run.path, map_location=dev)
+        model.load_state_dict(state["model"])
+        if state.get("optimizer"):
+            opt.load_state_dict(state["optimizer"])
+        if ema is not None and state.get("ema"):
+            ema.shadow = {k: v.to(dev) for k, v in state["ema"].items()}
+        step = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        run.truncate_metrics(step)
+    else:
+        run.create(cfg)
+    model.train()
+    L = cfg.noise.num_classes
+    sigmas = model.sigmas
+
+    def save() -> CheckpointSaved:
+        p = save_checkpoint(checkpoint_path(run.path, step), cfg, step, model, opt,
+                            ema.shadow if ema else None)
+        run.prune(keep_last)
+        return CheckpointSaved(str(p), step)
+
+    win_loss, win_n = 0.0, 0
+    win_sums, win_counts = torch.zeros(L), torch.zeros(L)
+    t_start = t_win = time.perf_counter()
+    steps_at_start = step
+    while step < tc.n_iters:
+        g = step_generator(tc.seed, step, dev)
+        x = data.get_batch(batch_indices(step, tc.batch_size, len(data), tc.seed)).to(dev)
+        x = preprocess(x, cfg.data, g)
+        res = compute_loss(tc.loss, model, x, sigmas, tc.anneal_power, tc.n_particles, generator=g)
+        if not torch.isfinite(res.loss):
+            bad = ~torch.isfinite(res.per_example)
+            levels = sorted(set(res.labels[bad].tolist())) or sorted(set(res.labels.tolist()))
+            last = latest_checkpoint(run.path)
+            msg = (f"loss became {float(res.loss)} at step {step + 1} (noise level(s) {levels}, sigma "
+                   f"{', '.join(f'{float(sigmas[i]):.4g}' for i in levels)}); training stopped before the update. "
+                   f"Last good checkpoint: {last or 'none yet'}. Lower the learning rate or check the data.")
+            run.log({"step": step + 1, "event": "diverged", "message": msg})
+            return (yield Finished(step, "diverged", msg, str(last) if last else None))
+        opt.zero_grad(set_to_none=True)
+        res.loss.backward()
+        opt.step()
+        if ema is not None:
+            ema.update(model)
+        step += 1
+        s, c = loss_per_level(res, L)
+        win_sums += s.cpu()
+        win_counts += c.cpu()
+        win_loss += float(res.loss)
+        win_n += 1
+
+        cmd = None
+        if step % tc.log_every == 0 or step == tc.n_iters:
+            now = time.perf_counter()
+            ips = win_n * tc.batch_size / max(now - t_win, 1e-9)
+            per_sigma = tuple(float(v) for v in (win_sums / win_counts.clamp_min(1)).where(win_counts > 0,
+                                                                                          torch.tensor(math.nan)))
+            rate = (step - steps_at_start) / max(now - t_start, 1e-9)
+            ev = TrainStep(step, tc.n_iters, win_loss / win_n, per_sigma, ips, now - t_start,
+                           (tc.n_iters - step) / max(rate, 1e-9))
+            run.log({"step": step, "loss": ev.loss, "loss_per_sigma": [None if math.isnan(v) else v for v in per_sigma],
+                     "images_per_s": ips, "time": time.time()})
+            win_loss, win_n, t_win = 0.0, 0, now
+            win_sums.zero_(), win_counts.zero_()
+            cmd = yield ev
+        if tc.preview_every and step % tc.preview_every == 0:
+            c = yield Preview(step, _preview(model, ema, cfg, step))
+            cmd = cmd or c
+        if step % tc.save_every == 0 and step < tc.n_iters:
+            c = yield save()
+            cmd = cmd or c
+        while cmd in ("save", "pause"):
+            if cmd == "save":
+                cmd = yield save()
+            else:  # a paused run is safe on disk; the next plain next() resumes it
+                c = yield save()
+                cmd = c if c else (yield Paused(step))
+        if cmd == "stop":
+            saved = save()
+            yield saved
+            return (yield Finished(step, "stopped", f"stopped at step {step}", saved.path))
+    saved = save()
+    yield saved
+    return (yield Finished(step, "done", f"finished {step} steps", saved.path))
+
+
+def _preview(model: ScoreModel, ema: Optional[EMA], cfg: Config, step: int) -> np.ndarray:
+    net = model
+    if ema is not None:
+        net = build_model(cfg).to(model.sigmas.device)
+        net.load_state_dict(ema.shadow)
+    net.eval()
+    imgs = preview_samples(net, cfg, cfg.train.n_preview, seed=cfg.train.seed)
+    model.train()
+    return imgs.cpu().numpy().astype(np.float32)
+
+
+def run_to_end(gen: Generator[TrainEvent, Optional[str], Finished]) -> Finished:
+    """The blocking API: drain a train() generator and return its Finished event."""
+    last = None
+    for ev in gen:
+        last = ev
+        if isinstance(ev, Finished):
+            break
+    return last
