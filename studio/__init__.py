@@ -1,0 +1,1 @@
+"""NCSN Studio: the PySide6 desktop app around ncsn_core."""
