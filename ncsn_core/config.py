@@ -155,7 +155,7 @@ def _preset_mnist_cpu() -> Config:
         data=DataConfig(holdout=1000),
         model=ModelConfig(arch="compact", channels=(16, 48, 96), scale_by_sigma=True),
         noise=NoiseConfig(1.0, 0.01, 10),
-        train=TrainConfig(batch_size=64, lr=2e-3, n_iters=6000, ema_rate=0.999, save_every=500,
+        train=TrainConfig(batch_size=64, lr=1e-3, n_iters=12000, ema_rate=0.999, save_every=500,
                           preview_every=250, log_every=10),
         sample=SampleConfig(step_lr=5e-5, n_steps_each=20, denoise=True),
     )
@@ -178,7 +178,7 @@ PRESETS = {
     # 2-D toy: the MLP on the two-Gaussian mixture.
     "toy": lambda: Config(
         name="toy", data=DataConfig(dataset="toy", image_size=1, channels=2, dequantize=False),
-        model=ModelConfig(arch="mlp", hidden=128),
+        model=ModelConfig(arch="mlp", hidden=128, scale_by_sigma=True),
         noise=NoiseConfig(20.0, 0.7, 10),
         train=TrainConfig(batch_size=256, lr=1e-3, n_iters=3000, save_every=1000, preview_every=1000),
         sample=SampleConfig(step_lr=0.1, n_steps_each=100, init="uniform")),

@@ -147,15 +147,17 @@ def field_error(score_net, mixture: GaussianMixture, sigmas: torch.Tensor, level
 
 
 def train_toy_score(loss: str = "dsm", n_iters: int = 2000, sigmas: Optional[torch.Tensor] = None, seed: int = 0,
-                    hidden: int = 128, batch_size: int = 256, lr: float = 1e-3, mixture: Optional[GaussianMixture] = None):
+                    hidden: int = 128, batch_size: int = 256, lr: float = 3e-3, mixture: Optional[GaussianMixture] = None):
     """Generator: trains the MLP on mixture samples, yielding (step, loss, model) every 100 steps and at the end.
     loss is 'dsm', 'ssm' or 'ssm_vr'."""
     from .losses import compute_loss
+    from .models import ScoreModel
     from .models.mlp import MLPScore
     mix = mixture or paper_mixture()
     sig = sigmas if sigmas is not None else geometric_sigmas(20.0, 0.7, 10)
     torch.manual_seed(seed)
-    net = MLPScore(2, hidden, len(sig))
+    # output divided by sigma_i (NCSNv2): the MLP then only learns O(1) directions, at every level
+    net = ScoreModel(MLPScore(2, hidden, len(sig)), sig, scale_by_sigma=True)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     for step in range(1, n_iters + 1):
@@ -165,4 +167,4 @@ def train_toy_score(loss: str = "dsm", n_iters: int = 2000, sigmas: Optional[tor
         res.loss.backward()
         opt.step()
         if step % 100 == 0 or step == n_iters:
-            yield step, float(res.loss), net
+            yield step, float(res.loss.detach()), net

@@ -253,7 +253,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         s, c = loss_per_level(res, L)
         win_sums += s.cpu()
         win_counts += c.cpu()
-        win_loss += float(res.loss)
+        win_loss += float(res.loss.detach())
         win_n += 1
 
         cmd = None

@@ -1,0 +1,428 @@
+"""`ncsn`: the headless command line (train, sample, inpaint, toy, info, eval)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .config import Config, ConfigError, PRESETS, get_preset
+
+BUILTIN_MODEL = Path(__file__).resolve().parent.parent / "resources" / "models" / "mnist-cpu.pt"
+
+
+class UserError(Exception):
+    """A bad argument, path or file: printed as one line, exit code 2."""
+
+
+# --- small helpers ----------------------------------------------------------------------------
+def _progress(total: int, desc: str, enabled: bool):
+    """tqdm on stderr (it/s and ETA), or a silent stand-in."""
+    if not enabled:
+        class _Null:
+            n = 0
+
+            def update(self, k=1):
+                self.n += k
+            def set_postfix_str(self, s): ...
+            def close(self): ...
+        return _Null()
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+
+def _emit(args, obj: dict, human: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(obj))
+    else:
+        print(human)
+
+
+def _load(path: Optional[str], device, use_ema: bool = True):
+    from .checkpoint import CheckpointError, load_checkpoint
+    p = Path(path) if path else BUILTIN_MODEL
+    if path is None and not p.exists():
+        raise UserError(f"no --checkpoint given and the built-in model {p} is missing: train one with "
+                        f"`ncsn train --preset mnist-cpu` and pass --checkpoint runs/<name>")
+    try:
+        return load_checkpoint(p, device=device, use_ema=use_ema)
+    except CheckpointError as e:
+        raise UserError(str(e)) from e
+
+
+def _device(args):
+    from .training import pick_device
+    try:
+        return pick_device(args.device)
+    except (ValueError, RuntimeError) as e:
+        raise UserError(str(e)) from e
+
+
+def _sample_settings(args, cfg: Config) -> dict:
+    s = cfg.sample
+    return {"step_lr": args.step_lr if args.step_lr is not None else s.step_lr,
+            "n_steps_each": args.n_steps_each if args.n_steps_each is not None else s.n_steps_each,
+            "denoise": s.denoise if args.denoise is None else args.denoise,
+            "init": s.init}
+
+
+def _drain_with_progress(gen, total: int, desc: str, show: bool, sinks=()):
+    bar = _progress(total, desc, show)
+    done, x = 0, None
+    try:
+        while True:
+            st = next(gen)
+            for sink in sinks:
+                sink.add(st)
+            bar.update(st.global_step - done)
+            done = st.global_step
+            bar.set_postfix_str(f"level {st.level + 1}/{st.n_levels} sigma={st.sigma:.3g}")
+    except StopIteration as stop:
+        x = stop.value
+    finally:
+        bar.close()
+    return x
+
+
+def _write_samples(x: torch.Tensor, out: Path, meta: dict, nrow: int) -> None:
+    from .export import save_grid
+    suffix = out.suffix.lower()
+    if suffix == ".png":
+        save_grid(x, out, nrow=nrow, meta=meta)
+    elif suffix == ".npy":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, x.clamp(0, 1).cpu().numpy().astype(np.float32))
+    else:
+        raise UserError(f"--out {out}: use a .png (grid) or .npy (N x C x H x W array) file name")
+
+
+# --- commands ---------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .data import DataError
+    from .training import CheckpointSaved, Finished, Preview, TrainStep, train
+    from .export import save_grid
+    if args.resume:
+        run_dir = Path(args.resume)
+        cfg_file = run_dir / "config.json"
+        if not cfg_file.exists():
+            raise UserError(f"--resume {run_dir}: no config.json there; give a run folder made by `ncsn train`")
+        cfg = Config.from_dict(json.loads(cfg_file.read_text()))
+    else:
+        cfg = get_preset(args.preset)
+        run_dir = Path(args.run_dir or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+            raise UserError(f"--run-dir {run_dir} already holds a run: continue it with --resume {run_dir} "
+                            f"or choose another folder")
+    overrides = {k: v for k, v in {"n_iters": args.n_iters, "save_every": args.save_every, "seed": args.seed,
+                                   "batch_size": args.batch_size, "lr": args.lr, "preview_every": args.preview_every,
+                                   "log_every": args.log_every}.items() if v is not None}
+    if args.ema_rate is not None:
+        overrides["ema_rate"] = None if args.ema_rate == 0 else args.ema_rate
+    cfg = cfg.override("train", **overrides)
+    if args.data_root or args.dataset:
+        cfg = cfg.override("data", **{k: v for k, v in {"dataset": args.dataset, "root": args.data_root}.items() if v})
+    device = _device(args)
+    try:
+        gen = train(cfg, run_dir, resume=bool(args.resume), device=device)
+        first = next(gen)
+    except DataError as e:
+        raise UserError(str(e)) from e
+    from .checkpoint import CheckpointError
+    show = not args.json and not args.quiet
+    bar = _progress(cfg.train.n_iters, f"train {cfg.name}", show)
+    last_loss, ev, finished = float("nan"), first, None
+    try:
+        while True:
+            if isinstance(ev, TrainStep):
+                bar.update(ev.step - bar.n)
+                bar.set_postfix_str(f"loss {ev.loss:.2f}  {ev.images_per_s:.0f} img/s")
+                last_loss = ev.loss
+            elif isinstance(ev, Preview):
+                save_grid(torch.from_numpy(ev.images), run_dir / "samples" / f"preview_{ev.step:08d}.png",
+                          nrow=int(np.ceil(np.sqrt(len(ev.images)))), meta={"config": cfg.to_dict(), "step": ev.step})
+            elif isinstance(ev, Finished):
+                finished = ev
+                break
+            ev = next(gen)
+    except KeyboardInterrupt:  # Ctrl-C: save where we are, then stop cleanly
+        try:
+            ev = gen.send("stop")
+            while not isinstance(ev, Finished):
+                ev = next(gen)
+            finished = ev
+        except StopIteration:
+            pass
+    finally:
+        bar.close()
+    if finished is None:
+        raise UserError("training ended without a result")
+    out = {"run_dir": str(run_dir), "step": finished.step, "reason": finished.reason, "message": finished.message,
+           "checkpoint": finished.checkpoint, "last_loss": last_loss, "device": str(device), "preset": cfg.name}
+    _emit(args, out, f"{finished.message}; checkpoint: {finished.checkpoint}; run folder: {run_dir}")
+    return 0 if finished.reason != "diverged" else 3
+
+
+def cmd_sample(args) -> int:
+    from .sampling import annealed_langevin
+    from .export import ChainRecorder, LevelStrip
+    device = _device(args)
+    ld = _load(args.checkpoint, device, use_ema=not args.no_ema)
+    cfg = ld.config
+    if cfg.model.arch == "mlp":
+        raise UserError("this checkpoint is a 2-D toy model: use `ncsn toy` for it")
+    s = _sample_settings(args, cfg)
+    shape = (args.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+    t0 = time.perf_counter()
+    gen = annealed_langevin(ld.model, ld.model.sigmas, shape, s["step_lr"], s["n_steps_each"], seed=args.seed,
+                            init=s["init"], denoise=s["denoise"], yield_every=max(1, s["n_steps_each"] // 4),
+                            device=device)
+    sinks = []
+    strip = LevelStrip(min(args.n, 8)) if args.level_strip else None
+    chain = ChainRecorder(min(args.n, 16), nrow=4) if args.gif else None
+    sinks = [k for k in (strip, chain) if k is not None]
+    total = cfg.noise.num_classes * s["n_steps_each"]
+    x = _drain_with_progress(gen, total, "sample", not args.json and not args.quiet, sinks)
+    elapsed = time.perf_counter() - t0
+    meta = {"checkpoint": str(ld.path), "step": ld.step, "seed": args.seed, "n": args.n, **s,
+            "ema": ld.used_ema, "config": cfg.to_dict()}
+    out = Path(args.out)
+    _write_samples(x, out, meta, nrow=args.nrow or int(np.ceil(np.sqrt(args.n))))
+    if strip:
+        strip.save(Path(args.level_strip), meta)
+    if chain:
+        chain.save(Path(args.gif), meta)
+    res = {"out": str(out), "n": args.n, "seconds": round(elapsed, 3), "checkpoint": str(ld.path), "step": ld.step,
+           "seed": args.seed, **s, "ema": ld.used_ema, "level_strip": args.level_strip, "gif": args.gif}
+    _emit(args, res, f"wrote {out} ({args.n} samples, {elapsed:.1f} s, step_lr={s['step_lr']:g}, "
+                     f"n_steps_each={s['n_steps_each']}, denoise={s['denoise']})")
+    return 0
+
+
+def _read_image(path: str, channels: int, size: int, what: str) -> tuple[torch.Tensor, tuple]:
+    from PIL import Image, UnidentifiedImageError
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{what} {p} does not exist")
+    try:
+        with Image.open(p) as im:
+            orig = im.size
+            im = im.convert("L" if channels == 1 else "RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"{what} {p} is not a readable image ({e})") from e
+    t = torch.from_numpy(arr)
+    t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+    return t, orig
+
+
+def cmd_inpaint(args) -> int:
+    from .sampling import inpaint
+    device = _device(args)
+    ld = _load(args.checkpoint, device, use_ema=not args.no_ema)
+    cfg = ld.config
+    size, ch = cfg.data.image_size, cfg.data.channels
+    image, orig = _read_image(args.image, ch, size, "--image")
+    mask, mask_size = _read_image(args.mask, 1, size, "--mask")
+    if mask_size != orig:
+        raise UserError(f"--mask is {mask_size[0]}x{mask_size[1]} but --image is {orig[0]}x{orig[1]}: "
+                        f"they must have the same size")
+    if orig != (size, size) and not args.json:
+        print(f"note: resized the {orig[0]}x{orig[1]} image and mask to the model's {size}x{size}", file=sys.stderr)
+    mask = (mask > 0.5).float()  # white = keep (known pixel)
+    s = _sample_settings(args, cfg)
+    images = image[None].expand(args.n, -1, -1, -1).to(device)
+    gen = inpaint(ld.model, ld.model.sigmas, images, mask[None].to(device), s["step_lr"], s["n_steps_each"],
+                  seed=args.seed, init=s["init"], denoise=s["denoise"], yield_every=max(1, s["n_steps_each"] // 4))
+    x = _drain_with_progress(gen, cfg.noise.num_classes * s["n_steps_each"], "inpaint", not args.json and not args.quiet)
+    occluded = image * mask
+    meta = {"checkpoint": str(ld.path), "step": ld.step, "seed": args.seed, **s, "image": str(args.image),
+            "mask": str(args.mask), "config": cfg.to_dict(), "layout": "original, occluded, then completions"}
+    out = Path(args.out)
+    if out.suffix.lower() == ".npy":
+        _write_samples(x, out, meta, 1)
+    else:
+        row = torch.cat([image[None].cpu(), occluded[None].cpu(), x.cpu().clamp(0, 1)])
+        _write_samples(row, out, meta, nrow=args.n + 2)
+    _emit(args, {"out": str(out), "n": args.n, "resized_from": list(orig), **s},
+          f"wrote {out}: original, occluded input and {args.n} completion(s)")
+    return 0
+
+
+def cmd_toy(args) -> int:
+    from .toy import ToySettings, run_experiment, step_size_warning
+    s = ToySettings(n_particles=args.n_particles, seed=args.seed, sigma_begin=args.sigma_begin,
+                    sigma_end=args.sigma_end, num_classes=args.num_classes, step_lr=args.step_lr,
+                    n_steps_each=args.n_steps_each, langevin_step_size=args.langevin_step_size,
+                    langevin_n_steps=args.langevin_n_steps)
+    if s.n_particles < 1 or s.num_classes < 1 or s.n_steps_each < 1:
+        raise UserError("--n-particles, --num-classes and --n-steps-each must be >= 1")
+    warn = step_size_warning(s.step_lr, s.sigma_begin, s.sigma_end)
+    res = run_experiment(s)
+    res["warning"] = warn
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    a, p = res["annealed"], res["langevin"]
+    print("Mixture 1/5 N((-5,-5), I) + 4/5 N((5,5), I), exact scores, uniform start in [-8, 8]^2")
+    print(f"{'sampler':<22}{'lower-left fraction':>20}{'particles':>11}  settings")
+    print(f"{'truth':<22}{0.2:>20.3f}{'':>11}")
+    print(f"{'plain Langevin':<22}{p['lower_left_fraction']:>20.3f}{p['n_particles']:>11}  "
+          f"step={p['step_size']:g}, {p['n_steps']} steps")
+    print(f"{'annealed Langevin':<22}{a['lower_left_fraction']:>20.3f}{a['n_particles']:>11}  "
+          f"sigma {s.sigma_begin:g}->{s.sigma_end:g}, L={s.num_classes}, step_lr={s.step_lr:g}, T={s.n_steps_each}")
+    if warn:
+        print("warning: " + warn)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .models import build_model, conv_flops, count_parameters
+    if args.preset:
+        cfg, step, source, ema = get_preset(args.preset), None, f"preset {args.preset}", None
+        model = build_model(cfg)
+    else:
+        if not args.path:
+            raise UserError("give a checkpoint or run folder, or --preset NAME")
+        ld = _load(args.path, "cpu")
+        cfg, step, source, model, ema = ld.config, ld.step, str(ld.path), ld.model, ld.used_ema
+    if cfg.model.arch == "mlp":
+        x = torch.zeros(1, cfg.data.channels)
+    else:
+        x = torch.zeros(1, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+    flops = conv_flops(model, x, torch.zeros(1, dtype=torch.long))
+    from .noise import sigmas_from_config
+    res = {"source": source, "step": step, "arch": cfg.model.arch, "parameters": count_parameters(model),
+           "flops_per_image": flops, "ema": ema, "sigmas": [round(v, 6) for v in sigmas_from_config(cfg.noise).tolist()],
+           "config": cfg.to_dict()}
+    human = (f"{source}\n  architecture: {cfg.model.arch}  parameters: {res['parameters']:,}  "
+             f"FLOPs/image (conv+linear, forward): {flops / 1e6:.1f} M\n"
+             f"  input: {cfg.data.channels}x{cfg.data.image_size}x{cfg.data.image_size}  noise levels: "
+             f"L={cfg.noise.num_classes}, sigma {cfg.noise.sigma_begin:g} -> {cfg.noise.sigma_end:g}\n"
+             f"  step: {step if step is not None else '-'}  EMA weights: {ema if ema is not None else '-'}\n"
+             f"  sampler: step_lr={cfg.sample.step_lr:g} n_steps_each={cfg.sample.n_steps_each} "
+             f"denoise={cfg.sample.denoise}")
+    _emit(args, res, human)
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object to stdout")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _sampler_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="checkpoint .pt or run folder (default: the built-in MNIST model)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--step-lr", type=float, help="epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (Alg. 1 notation)")
+    p.add_argument("--n-steps-each", type=int, help="T, Langevin steps per noise level")
+    p.add_argument("--denoise", dest="denoise", action="store_true", default=None,
+                   help="final step x + sigma_L^2 s(x, sigma_L)")
+    p.add_argument("--no-denoise", dest="denoise", action="store_false")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ncsn", description="Noise Conditional Score Networks (Song & Ermon 2019), headless.")
+    ap.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a score network; writes a run folder")
+    p.add_argument("--preset", default="mnist-cpu", choices=sorted(PRESETS))
+    p.add_argument("--run-dir")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
+    p.add_argument("--n-iters", type=int)
+    p.add_argument("--save-every", type=int)
+    p.add_argument("--preview-every", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--ema-rate", type=float, help="EMA of the weights, e.g. 0.999; 0 disables")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--dataset", help="override the preset's data set (mnist-builtin, mnist, fashion-mnist, cifar10, celeba, folder)")
+    p.add_argument("--data-root", help="folder of the data set (or of your own images with --dataset folder)")
+    _common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="annealed Langevin samples to a grid PNG or .npy")
+    _sampler_flags(p)
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--out", required=True, help=".png grid or .npy array")
+    p.add_argument("--nrow", type=int)
+    p.add_argument("--level-strip", metavar="PNG", help="also write one column per noise level")
+    p.add_argument("--gif", metavar="GIF", help="also write the chain as an animated GIF")
+    _common(p)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("inpaint", help="fill the masked-out pixels of an image (mask: white = keep)")
+    _sampler_flags(p)
+    p.add_argument("--image", required=True)
+    p.add_argument("--mask", required=True, help="PNG, white = known pixel to keep, black = to fill")
+    p.add_argument("--n", type=int, default=4)
+    p.add_argument("--out", required=True)
+    _common(p)
+    p.set_defaults(func=cmd_inpaint)
+
+    p = sub.add_parser("toy", help="2-D mixture: plain vs annealed Langevin with exact scores (paper Fig. 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-particles", type=int, default=1280)
+    p.add_argument("--sigma-begin", type=float, default=20.0)
+    p.add_argument("--sigma-end", type=float, default=0.7)
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--step-lr", type=float, default=0.1)
+    p.add_argument("--n-steps-each", type=int, default=100)
+    p.add_argument("--langevin-step-size", type=float, default=0.1)
+    p.add_argument("--langevin-n-steps", type=int, default=1000)
+    _common(p)
+    p.set_defaults(func=cmd_toy)
+
+    p = sub.add_parser("info", help="architecture, parameters, FLOPs, config and step of a checkpoint or preset")
+    p.add_argument("path", nargs="?")
+    p.add_argument("--preset", choices=sorted(PRESETS))
+    _common(p)
+    p.set_defaults(func=cmd_info)
+
+    try:
+        from .evaluate import add_eval_parser
+        add_eval_parser(sub, _common, UserError)
+    except ImportError:
+        pass
+    return ap
+
+
+def main(argv: Optional[list] = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    for name in ("n", "n_steps_each", "n_iters", "save_every", "batch_size"):
+        v = getattr(args, name, None)
+        if v is not None and v < 1 and not (name == "n_iters" and v == 0):
+            print(f"ncsn: error: --{name.replace('_', '-')} must be >= 1 (got {v})", file=sys.stderr)
+            return 2
+    if getattr(args, "step_lr", None) is not None and args.step_lr <= 0:
+        print(f"ncsn: error: --step-lr must be > 0 (got {args.step_lr})", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except (UserError, ConfigError) as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"ncsn: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # anything else is a bug: one line, --debug for the traceback
+        if args.debug:
+            raise
+        print(f"ncsn: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Score networks: shapes, noise-level dependence, the paper's parameter count, clear errors."""
+import pytest
+import torch
+
+from ncsn_core.config import ConfigError, get_preset
+from ncsn_core.models import build_model, conv_flops, count_parameters
+
+
+def _cfg(arch, size, n_channels, **model):
+    cfg = get_preset("mnist-cpu").override("data", image_size=size, channels=n_channels)
+    cfg = cfg.override("model", arch=arch, **model).override("noise", num_classes=4)
+    return cfg
+
+
+@pytest.mark.parametrize("arch,extra", [("refinenet", {"ngf": 8}), ("compact", {"channels": (8, 12, 16)})])
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (64, 1)])
+def test_image_models_map_shape_and_depend_on_level(arch, extra, size, channels):
+    torch.manual_seed(0)
+    model = build_model(_cfg(arch, size, channels, **extra)).eval()
+    x = torch.rand(2, channels, size, size)
+    with torch.no_grad():
+        out0 = model(x, torch.zeros(2, dtype=torch.long))
+        out3 = model(x, torch.full((2,), 3, dtype=torch.long))
+    assert out0.shape == x.shape
+    assert not torch.allclose(out0, out3)
+
+
+def test_mlp_maps_shape_and_depends_on_level():
+    torch.manual_seed(0)
+    model = build_model(get_preset("toy"))
+    with torch.no_grad():  # embeddings start at zero: give them a value to test the dependence
+        for e in model.net.embeds:
+            e.weight.normal_()
+    x = torch.randn(5, 2)
+    a, b = model(x, torch.zeros(5, dtype=torch.long)), model(x, torch.full((5,), 9, dtype=torch.long))
+    assert a.shape == (5, 2) and not torch.allclose(a, b)
+
+
+def test_paper_refinenet_matches_reference_parameter_count_and_flops():
+    # ermongroup/ncsn CondRefineNetDilated, 1x28x28, ngf=64, 10 levels: 7,638,657 parameters, of which
+    # 216,960 in the 71 CondInstanceNorm++ embeddings; 3.79 GFLOP per image in convolutions.
+    model = build_model(get_preset("mnist-paper"))
+    assert count_parameters(model) == 7_638_657
+    assert sum(p.numel() for n, p in model.named_parameters() if "embed" in n) == 216_960
+    norms = [m for m in model.modules() if type(m).__name__ == "CondInstanceNormPlus"]
+    assert len(norms) == 71
+    flops = conv_flops(model, torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long))
+    assert flops / 1e9 == pytest.approx(3.79, abs=0.01)
+
+
+def test_paper_refinenet_downsamples_once():
+    model = build_model(get_preset("mnist-paper").override("model", ngf=8))
+    sizes = []
+    hooks = [getattr(model.net, f"res{k}")[-1].register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+             for k in (1, 2, 3, 4)]
+    model(torch.rand(1, 1, 28, 28), torch.zeros(1, dtype=torch.long))
+    for h in hooks:
+        h.remove()
+    assert sizes == [28, 14, 14, 14]
+
+
+def test_compact_model_is_much_cheaper_than_the_papers():
+    x, lab = torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long)
+    paper = conv_flops(build_model(get_preset("mnist-paper")), x, lab)
+    compact = conv_flops(build_model(get_preset("mnist-cpu")), x, lab)
+    assert compact * 20 < paper
+
+
+@pytest.mark.parametrize("size,channels,match", [(30, 1, "multiple of 4"), (28, 2, "1 or 3"), (4, 1, "at least 8")])
+def test_bad_shapes_get_clear_errors(size, channels, match):
+    with pytest.raises(ConfigError, match=match):
+        build_model(_cfg("compact", size, channels))
+
+
+def test_unknown_arch_and_preset_errors():
+    with pytest.raises(ConfigError, match="choose one of"):
+        get_preset("mnist-cpu").override("model", arch="unet")
+    with pytest.raises(ConfigError, match="unknown preset"):
+        get_preset("nope")
