@@ -1,0 +1,350 @@
+"""`ncsn eval`: sample-quality figures for a checkpoint, each labelled with its sample count and sampler settings.
+
+Grayscale models are judged with our own digit classifier (metrics.py): FID on its features beside the
+real-vs-real FID at the same n (FID is biased upward at small n, so the floor matters), the class
+histogram and its entropy, mean confidence, and the DSM loss per noise level on held-out digits.
+Colour models get the Inception Score and Inception FID (torch-fidelity, local weights only).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+
+from . import metrics as M
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import DataError, builtin_mnist_set, load_dataset, preprocess
+from .sampling import annealed_langevin
+
+EVAL_HOLDOUT = 1000  # the last 1000 built-in digits: DataConfig(holdout=1000) keeps them out of training
+Progress = Callable[[str, int, int], None]  # (stage: "sample" | "metrics", done, total)
+
+
+def builtin_model_path() -> Path:
+    """The bundled MNIST score model (ncsn_core.cli.BUILTIN_MODEL)."""
+    from .cli import BUILTIN_MODEL
+    return BUILTIN_MODEL
+
+
+def sample_batches(model, shape: tuple, n: int, seed: int, step_lr: float, n_steps_each: int, denoise: bool,
+                   init: str, device, batch_size: int, progress: Optional[Progress] = None) -> torch.Tensor:
+    """n samples of annealed Langevin (Alg. 1), batch_size at a time, each batch drained to its end.
+
+    shape: (C, H, W). One torch.Generator seeded with `seed` runs through all batches, so the same seed
+    and batch_size give the same samples. Returns float (n, C, H, W) on the CPU (not clamped).
+    """
+    g = torch.Generator(device=device).manual_seed(int(seed))
+    n_levels = len(model.sigmas)
+    per_batch = n_levels * n_steps_each
+    n_batches = math.ceil(n / batch_size)
+    out = []
+    for b in range(n_batches):
+        bs = min(batch_size, n - b * batch_size)
+        gen = annealed_langevin(model, model.sigmas, (bs, *shape), step_lr, n_steps_each, seed=g, init=init,
+                                denoise=denoise, yield_every=max(1, n_steps_each // 4), device=device)
+        try:
+            while True:
+                st = next(gen)
+                if progress is not None:
+                    progress("sample", b * per_batch + st.global_step, n_batches * per_batch)
+        except StopIteration as stop:
+            out.append(stop.value.cpu())
+    return torch.cat(out)
+
+
+def _heldout_images(cfg, device, seed: int) -> tuple[Optional[torch.Tensor], str]:
+    """Held-out images for the DSM loss, preprocessed as in training (dequantised, no flips), and a note.
+    Grayscale: the last 1000 built-in digits at the model's size. Colour: the config's own holdout split."""
+    if cfg.data.channels == 1:
+        data = builtin_mnist_set(cfg.data.image_size)
+        x = data.get_batch(torch.arange(len(data) - EVAL_HOLDOUT, len(data)))
+        unseen = cfg.data.dataset == "mnist-builtin" and cfg.data.holdout >= EVAL_HOLDOUT
+        note = (f"the last {EVAL_HOLDOUT} built-in digits"
+                + ("" if unseen else " (WARNING: this model's config did not hold them out of training)"))
+    else:
+        if cfg.data.holdout == 0:
+            return None, "not computed: the config holds no examples out (data.holdout = 0)"
+        try:
+            data = load_dataset(cfg.data, "holdout")
+        except DataError as e:
+            return None, f"not computed: {e}"
+        x = data.get_batch(torch.arange(len(data)))
+        note = f"the {len(data)} held-out examples of {cfg.data.dataset}"
+    from dataclasses import replace
+    g = torch.Generator().manual_seed(int(seed))
+    x = preprocess(x, replace(cfg.data, random_flip=False), generator=g)
+    return x.to(device), note
+
+
+def _finite(v):
+    """JSON-safe: NaN and infinities become None, numpy scalars become Python numbers."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, (np.floating, float)):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int = 0, step_lr: Optional[float] = None,
+             n_steps_each: Optional[int] = None, denoise: Optional[bool] = None, use_ema: bool = True,
+             device: Union[str, torch.device] = "cpu", batch_size: int = 250,
+             progress: Optional[Progress] = None) -> dict:
+    """Sample n images from a checkpoint and measure them.
+
+    checkpoint: a .pt file or run folder (its newest checkpoint); None = the built-in MNIST model.
+    step_lr, n_steps_each, denoise: None takes the checkpoint config's `sample` section.
+    progress(stage, done, total) is called while sampling ("sample", Langevin steps over all batches)
+    and while measuring ("metrics"). Everything is seeded by `seed`.
+
+    Returns a JSON-ready dict. Always: checkpoint, step, config_name, dataset, n, seed, device, sampler
+    {step_lr, n_steps_each, L, sigma_begin, sigma_end, denoise, ema, init, batch_size}, label (one line
+    naming n and the sampler settings, for figures), sampling_seconds, eval_seconds, nonfinite_samples,
+    dsm_loss_per_level (L values, or None), sigmas, dsm_images, anneal_power, warnings, metric_kind.
+    metric_kind "digits" (1 channel) adds: fid_classifier, fid_real_vs_real, fid_ratio, class_counts,
+    class_fractions, class_entropy_nats, class_entropy_uniform_nats, max_class_fraction, mean_confidence,
+    mean_confidence_real, classifier {path, heldout_accuracy, feature_dim}.
+    metric_kind "inception" (3 channels) adds: inception_score, inception_score_std, fid_inception.
+    Raises CheckpointError (bad checkpoint) or MetricsError (bad n, missing classifier or Inception weights).
+    """
+    t_start = time.perf_counter()
+    if checkpoint is None and not builtin_model_path().exists():
+        raise CheckpointError(f"no checkpoint given and the built-in model {builtin_model_path()} is missing: "
+                              f"train one with `ncsn train --preset mnist-cpu` and pass its run folder")
+    ld = load_checkpoint(Path(checkpoint) if checkpoint is not None else builtin_model_path(), device=device,
+                         use_ema=use_ema)
+    cfg, model = ld.config, ld.model
+    real_colour = _check_inputs(cfg, n, batch_size)  # fail now, not after minutes of sampling
+    settings = _settings(ld, step_lr, n_steps_each, denoise, batch_size)
+    label = (f"n={n} samples, seed {seed}; step_lr={settings['step_lr']:g}, n_steps_each={settings['n_steps_each']}, "
+             f"L={settings['L']}, denoise={'on' if settings['denoise'] else 'off'}, "
+             f"EMA={'on' if settings['ema'] else 'off'}")
+    torch_device = next(model.parameters()).device
+
+    t0 = time.perf_counter()
+    x = sample_batches(model, (cfg.data.channels, cfg.data.image_size, cfg.data.image_size), n, seed,
+                       settings["step_lr"], settings["n_steps_each"], settings["denoise"], settings["init"],
+                       torch_device, batch_size, progress)
+    sampling_seconds = time.perf_counter() - t0
+    warnings = []
+    bad = int((~torch.isfinite(x.reshape(n, -1))).any(dim=1).sum())
+    if bad:  # a diverged chain: count it, and let it score as a blank image rather than poison every figure
+        warnings.append(f"{bad} of {n} samples had NaN/inf pixels (diverged chains; try a smaller step_lr); "
+                        f"they were set to 0 before measuring")
+        x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
+    res: dict = {"checkpoint": str(ld.path), "step": ld.step, "config_name": cfg.name, "dataset": cfg.data.dataset,
+                 "n": n, "seed": seed, "device": str(torch_device), "sampler": settings, "label": label,
+                 "sampling_seconds": round(sampling_seconds, 3), "nonfinite_samples": bad}
+
+    n_ticks = 4 + settings["L"]
+    tick = (lambda done: progress("metrics", done, n_ticks)) if progress is not None else (lambda done: None)
+    tick(0)
+    if real_colour is not None:
+        idx = torch.from_numpy(np.random.default_rng(seed).choice(len(real_colour), n, replace=False))
+        ins = M.inception_metrics(x, real_colour.get_batch(idx), torch_device, seed=seed)
+        res.update(metric_kind="inception", **{k: ins[k] for k in ("inception_score", "inception_score_std",
+                                                                      "fid_inception")})
+    else:
+        if cfg.data.dataset not in ("mnist-builtin", "mnist"):
+            warnings.append(f"the digit classifier knows MNIST digits; on {cfg.data.dataset} its figures are only "
+                            f"a rough guide")
+        res.update(metric_kind="digits", **digit_metrics(x, seed, tick))
+    tick(4)
+
+    held, note = _heldout_images(cfg, torch_device, seed)
+    res.update({"sigmas": [float(f"{v:.6g}") for v in model.sigmas.tolist()], "anneal_power": cfg.train.anneal_power,
+                "dsm_images": note, "dsm_loss_per_level": None})
+    if held is not None:
+        res["dsm_loss_per_level"] = M.dsm_loss_per_level(model, held, model.sigmas, seed=seed,
+                                                         anneal_power=cfg.train.anneal_power,
+                                                         on_level=lambda i: tick(5 + i)).tolist()
+    else:
+        warnings.append(f"DSM loss per level {note}")
+    res["warnings"] = warnings
+    res["eval_seconds"] = round(time.perf_counter() - t_start, 3)
+    return _finite(res)
+
+
+def _check_inputs(cfg, n: int, batch_size: int):
+    """Raise MetricsError for settings that cannot be measured. Colour: also check the Inception weights and
+    torch-fidelity, and return the real training images for FID (None for grayscale)."""
+    if cfg.model.arch == "mlp":
+        raise M.MetricsError("this checkpoint is a 2-D toy model: evaluate it with `ncsn toy`, not `ncsn eval`")
+    if batch_size < 1:
+        raise M.MetricsError(f"batch_size={batch_size} must be >= 1")
+    if cfg.data.channels != 3:
+        if not 2 <= n <= 5000:
+            raise M.MetricsError(f"n={n}: use 2 <= n <= 5000 (the real-vs-real FID beside it needs two disjoint "
+                                 f"sets of n among the 10,000 built-in digits)")
+        return None
+    M.check_inception_available()
+    if n < 10:
+        raise M.MetricsError(f"n={n}: the Inception Score needs at least 10 samples (one per split)")
+    try:
+        train = load_dataset(cfg.data, "train")
+    except DataError as e:
+        raise M.MetricsError(f"the real images for Inception FID cannot be loaded: {e}") from e
+    if len(train) < n:
+        raise M.MetricsError(f"n={n} exceeds the {len(train)} real training images for FID: lower --n")
+    return train
+
+
+def _settings(ld, step_lr: Optional[float], n_steps_each: Optional[int], denoise: Optional[bool],
+              batch_size: int) -> dict:
+    """The sampler settings that label every figure: the arguments, else the checkpoint config's `sample`."""
+    s, sig = ld.config.sample, ld.model.sigmas.tolist()
+    out = {"step_lr": float(step_lr if step_lr is not None else s.step_lr),
+           "n_steps_each": int(n_steps_each if n_steps_each is not None else s.n_steps_each),
+           "L": len(sig), "sigma_begin": float(f"{sig[0]:.6g}"), "sigma_end": float(f"{sig[-1]:.6g}"),
+           "denoise": bool(s.denoise if denoise is None else denoise), "ema": ld.used_ema, "init": s.init,
+           "batch_size": int(batch_size)}
+    if out["step_lr"] <= 0 or out["n_steps_each"] < 1:
+        raise M.MetricsError(f"step_lr={out['step_lr']} must be > 0 and n_steps_each={out['n_steps_each']} >= 1")
+    return out
+
+
+def digit_metrics(x: torch.Tensor, seed: int = 0, tick: Callable[[int], None] = lambda done: None) -> dict:
+    """Classifier figures for digit samples x (n, 1, H, W), float (clamped to [0, 1] before measuring).
+
+    FID vs n random digits of the built-in training split (the first 9000), the real-vs-real FID at the same n
+    and their ratio (1 = as close as two real sets), class histogram, its entropy and top fraction, mean
+    confidence (beside that on the 1000 held-out real digits). n in [2, 5000].
+    """
+    n = len(x)
+    net = M.load_classifier()
+    labels, conf = M.classify(x, net)
+    tick(1)
+    images, _ = M.load_builtin_mnist()
+    n_train = len(images) - EVAL_HOLDOUT
+    real = images[np.random.default_rng(seed).choice(n_train, n, replace=False)]
+    fid = M.frechet_distance(M.features(x, net), M.features(real, net))
+    tick(2)
+    rvr = M.fid_real_vs_real(n, seed, net)
+    tick(3)
+    _, conf_real = M.classify(images[-EVAL_HOLDOUT:], net)
+    counts = M.class_histogram(labels)
+    return {
+        "fid_classifier": fid, "fid_real_vs_real": rvr, "fid_ratio": fid / rvr if rvr > 0 else None,
+        "fid_reference": f"{n} random digits of the built-in training split (first {n_train})",
+        "class_counts": counts.tolist(), "class_fractions": (counts / n).tolist(),
+        "class_entropy_nats": M.entropy_nats(counts), "class_entropy_uniform_nats": math.log(10),
+        "max_class_fraction": float(counts.max() / n), "mean_confidence": float(conf.mean()),
+        "mean_confidence_real": float(conf_real.mean()),
+        "classifier": {"path": str(net.path), "heldout_accuracy": net.heldout_accuracy, "feature_dim": net.feature_dim},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+def format_report(r: dict) -> str:
+    """The human-readable table `ncsn eval` prints."""
+    s = r["sampler"]
+    lines = [f"ncsn eval: {r['checkpoint']} (step {r['step']}, {'EMA' if s['ema'] else 'raw'} weights, {r['device']})",
+             f"  {r['label']}",
+             f"  sigma {s['sigma_begin']:g} -> {s['sigma_end']:g}, init {s['init']}, batch {s['batch_size']}; "
+             f"sampling {r['sampling_seconds']:.1f} s, total {r['eval_seconds']:.1f} s", ""]
+    row = "  {:<40}{:>12}   {}"
+    lines.append(row.format("metric", "samples", "reference"))
+    if r["metric_kind"] == "digits":
+        n = r["n"]
+        lines += [
+            row.format(f"FID, classifier features (n={n})", f"{r['fid_classifier']:.2f}",
+                       f"{r['fid_real_vs_real']:.2f} real vs real at n={n}; ratio {r['fid_ratio']:.2f}"
+                       if r["fid_ratio"] is not None else f"{r['fid_real_vs_real']:.2f} real vs real"),
+            row.format("class entropy (nats)", f"{r['class_entropy_nats']:.3f}",
+                       f"{r['class_entropy_uniform_nats']:.3f} if uniform"),
+            row.format("max class fraction", f"{r['max_class_fraction']:.3f}", "0.100 if uniform"),
+            row.format("mean classifier confidence", f"{r['mean_confidence']:.3f}",
+                       f"{r['mean_confidence_real']:.3f} on {EVAL_HOLDOUT} held-out real digits"),
+            "", f"  class histogram (n={n}): " + "  ".join(f"{d}:{c}" for d, c in enumerate(r["class_counts"])),
+            f"  classifier: {r['classifier']['path']} (held-out accuracy {r['classifier']['heldout_accuracy']:.4f})"]
+    else:
+        lines += [row.format(f"Inception Score (n={r['n']})", f"{r['inception_score']:.3f}",
+                             f"+- {r['inception_score_std']:.3f} over 10 splits"),
+                  row.format(f"FID, Inception features (n={r['n']})", f"{r['fid_inception']:.2f}",
+                             f"vs {r['n']} real training images")]
+    lines += ["", f"  DSM loss per noise level on {r['dsm_images']} "
+                  f"(sigma^{r['anneal_power']:g}-weighted, as in training):"]
+    if r["dsm_loss_per_level"] is not None:
+        lines.append("    level     sigma        loss")
+        lines += [f"    {i + 1:>5}  {sg:>8.4f}  {v:>10.3f}"
+                  for i, (sg, v) in enumerate(zip(r["sigmas"], r["dsm_loss_per_level"]))]
+    lines += [f"  warning: {w}" for w in r["warnings"]]
+    return "\n".join(lines)
+
+
+def _cli_progress(enabled: bool) -> tuple[Optional[Progress], Callable[[], None]]:
+    """A tqdm bar on stderr per stage, and a function that closes the open one."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+    state: dict = {"stage": None, "bar": None}
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+            state["bar"] = None
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage != state["stage"]:
+            close()
+            desc = "sample" if stage == "sample" else "measure"
+            state["stage"] = stage
+            state["bar"] = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+        bar = state["bar"]
+        bar.update(done - bar.n)
+    return progress, close
+
+
+def cmd_eval(args, user_error: type) -> int:
+    """Run `ncsn eval`; input problems raise `user_error` with one line."""
+    from .training import pick_device
+    for name, v in (("--n", args.n), ("--batch-size", args.batch_size), ("--n-steps-each", args.n_steps_each)):
+        if v is not None and v < 1:
+            raise user_error(f"{name} must be >= 1 (got {v})")
+    if args.step_lr is not None and args.step_lr <= 0:
+        raise user_error(f"--step-lr must be > 0 (got {args.step_lr})")
+    try:
+        device = pick_device(args.device)
+    except (ValueError, RuntimeError) as e:
+        raise user_error(str(e)) from e
+    progress, close = _cli_progress(not args.json and not args.quiet)
+    try:
+        res = evaluate(args.checkpoint, n=args.n, seed=args.seed, step_lr=args.step_lr,
+                       n_steps_each=args.n_steps_each, denoise=args.denoise, use_ema=not args.no_ema,
+                       device=device, batch_size=args.batch_size, progress=progress)
+    except (CheckpointError, M.MetricsError, DataError) as e:
+        raise user_error(str(e)) from e
+    finally:
+        close()
+    print(json.dumps(res) if args.json else format_report(res))
+    return 0
+
+
+def add_eval_parser(subparsers, common: Callable, user_error: type) -> None:
+    """Register `ncsn eval [CHECKPOINT] --n N --seed S ...` on the `ncsn` subparsers; `common` adds
+    --json/--device/--quiet; args.func(args) runs it and returns the exit code."""
+    p = subparsers.add_parser("eval", help="sample quality: classifier FID beside its real-vs-real floor, class "
+                                           "histogram, DSM loss per level (IS/FID for colour models)")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint .pt or run folder (default: the built-in MNIST model)")
+    p.add_argument("--n", type=int, default=1000, help="number of samples (default 1000; FID depends on it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--step-lr", type=float, help="epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (default: config)")
+    p.add_argument("--n-steps-each", type=int, help="T, Langevin steps per noise level (default: config)")
+    p.add_argument("--denoise", dest="denoise", action="store_true", default=None,
+                   help="final step x + sigma_L^2 s(x, sigma_L) (default: config)")
+    p.add_argument("--no-denoise", dest="denoise", action="store_false")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
+    p.add_argument("--batch-size", type=int, default=250, help="samples per Langevin batch (default 250)")
+    common(p)
+    p.set_defaults(func=lambda args: cmd_eval(args, user_error))
