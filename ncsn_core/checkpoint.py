@@ -82,13 +82,16 @@ def read_state(path: Path, map_location="cpu") -> dict:
         if found is None:
             raise CheckpointError(f"run folder {path} holds no complete checkpoint yet (looked in {path}/checkpoints)")
         path = found
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a torn copy loses its directory
+        raise CheckpointError(f"{path} is truncated or damaged, or not a checkpoint saved by NCSN Studio; use an "
+                              f"earlier checkpoint of the run")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path} contains Python objects that are not plain tensors and numbers; refusing to "
                               f"load it, since unpickling could run code. Only load checkpoints you trust, "
                               f"saved by NCSN Studio") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # torch raises many kinds on torn files (RuntimeError, EOFError, KeyError, ...)
         raise CheckpointError(f"{path} is truncated or damaged ({type(e).__name__}); use an earlier checkpoint "
                               f"of the run") from e
     if not isinstance(state, dict) or "format_version" not in state or "model" not in state:

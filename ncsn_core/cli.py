@@ -125,8 +125,9 @@ def cmd_train(args) -> int:
     if args.ema_rate is not None:
         overrides["ema_rate"] = None if args.ema_rate == 0 else args.ema_rate
     cfg = cfg.override("train", **overrides)
-    if args.data_root or args.dataset:
-        cfg = cfg.override("data", **{k: v for k, v in {"dataset": args.dataset, "root": args.data_root}.items() if v})
+    if args.data_root or args.dataset or args.download:
+        cfg = cfg.override("data", **{k: v for k, v in {"dataset": args.dataset, "root": args.data_root,
+                                                        "download": args.download}.items() if v})
     device = _device(args)
     try:
         gen = train(cfg, run_dir, resume=bool(args.resume), device=device)
@@ -350,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--dataset", help="override the preset's data set (mnist-builtin, mnist, fashion-mnist, cifar10, celeba, folder)")
     p.add_argument("--data-root", help="folder of the data set (or of your own images with --dataset folder)")
+    p.add_argument("--download", action="store_true", help="let torchvision download the data set (needs a network)")
     _common(p)
     p.set_defaults(func=cmd_train)
 

@@ -1,0 +1,235 @@
+"""Training pipeline, checkpoints and the CLI: end to end, resume, failure paths."""
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ncsn_core.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, read_state, save_checkpoint
+from ncsn_core.cli import main
+from ncsn_core.config import Config, get_preset
+from ncsn_core.data import TensorImageSet
+from ncsn_core.export import make_grid, read_png_meta, save_grid
+from ncsn_core.models import build_model
+from ncsn_core.training import CheckpointSaved, Finished, Paused, Preview, TrainStep, run_to_end, train
+
+
+def tiny_cfg(n_iters=6, **train_kw) -> Config:
+    cfg = get_preset("mnist-cpu").override("model", channels=(4, 6, 8)).override("noise", num_classes=3)
+    cfg = cfg.override("data", holdout=9800)  # 200 training digits
+    kw = dict(n_iters=n_iters, batch_size=8, save_every=3, preview_every=0, log_every=1, ema_rate=0.9)
+    kw.update(train_kw)
+    return cfg.override("train", **kw).override("sample", n_steps_each=2)
+
+
+def test_training_events_checkpoints_and_metrics(tmp_path):
+    cfg = tiny_cfg(n_iters=4, preview_every=2, n_preview=4)
+    events = list(train(cfg, tmp_path / "run"))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.count("TrainStep") == 4 and kinds.count("Preview") == 2 and kinds[-1] == "Finished"
+    steps = [e for e in events if isinstance(e, TrainStep)]
+    assert [s.step for s in steps] == [1, 2, 3, 4]
+    assert all(np.isfinite(s.loss) and len(s.loss_per_sigma) == 3 for s in steps)
+    prev = [e for e in events if isinstance(e, Preview)][0]
+    assert prev.images.shape == (4, 1, 28, 28) and 0 <= prev.images.min() and prev.images.max() <= 1
+    assert events[-1].reason == "done" and Path(events[-1].checkpoint).exists()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["step"] for l in lines] == [1, 2, 3, 4]
+    cfg_back = Config.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
+    assert cfg_back == cfg
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    cfg = tiny_cfg(n_iters=6)
+    run_to_end(train(cfg, tmp_path / "a"))
+    # interrupted: stop after step 3's checkpoint, then resume from the folder
+    gen = train(cfg, tmp_path / "b")
+    for ev in gen:
+        if isinstance(ev, CheckpointSaved) and ev.step == 3:
+            break
+    gen.close()
+    assert read_state(tmp_path / "b")["step"] == 3
+    fin = run_to_end(train(cfg, tmp_path / "b", resume=True))
+    assert fin.step == 6
+    a, b = read_state(tmp_path / "a"), read_state(tmp_path / "b")
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], atol=1e-6), k
+    for k in a["ema"]:
+        assert torch.allclose(a["ema"][k], b["ema"][k], atol=1e-6), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(torch.allclose(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"], atol=1e-7) for i in sa)
+    steps_b = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert steps_b == [1, 2, 3, 4, 5, 6]
+
+
+def test_stop_pause_and_save_commands(tmp_path):
+    gen = train(tiny_cfg(n_iters=50, save_every=100), tmp_path / "r")
+    assert isinstance(next(gen), TrainStep)
+    ev = gen.send("pause")
+    assert isinstance(ev, CheckpointSaved) and ev.step == 1
+    assert isinstance(next(gen), Paused)
+    assert isinstance(next(gen), TrainStep)  # resumed
+    ev = gen.send("save")
+    assert isinstance(ev, CheckpointSaved) and ev.step == 2
+    assert isinstance(next(gen), TrainStep)
+    ev = gen.send("stop")
+    assert isinstance(ev, CheckpointSaved) and ev.step == 3
+    fin = next(gen)
+    assert isinstance(fin, Finished) and fin.reason == "stopped" and fin.step == 3
+
+
+def test_nan_guard_names_step_and_level_and_keeps_last_good_checkpoint(tmp_path):
+    images = torch.randint(0, 255, (16, 1, 28, 28), dtype=torch.uint8)
+
+    class Poisoned(TensorImageSet):
+        def get_batch(self, idx):
+            x = super().get_batch(idx)
+            if self.calls >= 4:  # steps 1-4 clean (checkpoint at 3), step 5 poisoned
+                x[0, 0, 0, 0] = float("nan")
+            self.calls += 1
+            return x
+    data = Poisoned(images)
+    data.calls = 0
+    cfg = tiny_cfg(n_iters=10)
+    fin = run_to_end(train(cfg, tmp_path / "r", dataset=data))
+    assert fin.reason == "diverged"
+    assert "step 5" in fin.message and "noise level" in fin.message and "sigma" in fin.message
+    good = latest_checkpoint(tmp_path / "r")
+    assert good.name == "ckpt_00000003.pt" and fin.checkpoint == str(good)
+    ld = load_checkpoint(good)
+    assert all(torch.isfinite(p).all() for p in ld.model.parameters())
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    cfg = tiny_cfg()
+    model = build_model(cfg)
+    good = save_checkpoint(tmp_path / "good.pt", cfg, 7, model)
+    assert load_checkpoint(good).step == 7
+    # truncated
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or damaged"):
+        load_checkpoint(trunc)
+    # another architecture: the config says compact, the weights are a RefineNet's
+    other = build_model(get_preset("mnist-paper").override("model", ngf=4).override("noise", num_classes=3))
+    state = torch.load(good, weights_only=True)
+    state["model"] = other.state_dict()
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="do not fit the compact architecture"):
+        load_checkpoint(tmp_path / "other.pt")
+    # a pickle with code in it: refused, and the code never runs
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    torch.save({"format_version": 1, "model": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "notckpt.pt").write_bytes(b"hello")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "notckpt.pt")
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    cfg = tiny_cfg()
+    model = build_model(cfg)
+    path = save_checkpoint(tmp_path / "c.pt", cfg, 1, model)
+    before = path.read_bytes()
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError):
+        save_checkpoint(path, cfg, 2, model)
+    assert path.read_bytes() == before and load_checkpoint(path).step == 1
+    assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
+
+
+def test_make_grid_follows_torchvision():
+    tv = pytest.importorskip("torchvision.utils")
+    x = torch.rand(5, 1, 6, 6)
+    assert torch.allclose(make_grid(x, nrow=3), tv.make_grid(x, nrow=3, padding=2))
+
+
+def test_grid_png_carries_config_and_seed(tmp_path):
+    p = save_grid(torch.rand(4, 1, 8, 8), tmp_path / "g.png", nrow=2, meta={"seed": 3, "config": {"a": 1}})
+    meta = read_png_meta(p)
+    assert meta["seed"] == 3 and meta["config"] == {"a": 1}
+
+
+def _write_png(path, arr):
+    Image.fromarray(arr).save(path)
+    return str(path)
+
+
+def test_cli_end_to_end_train_sample_inpaint_info(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "mnist-cpu", "--run-dir", str(run), "--n-iters", "4", "--save-every", "2",
+                 "--batch-size", "8", "--preview-every", "2", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["step"] == 4 and out["reason"] == "done" and Path(out["checkpoint"]).exists()
+    assert list((run / "samples").glob("preview_*.png"))
+    # sample: grid PNG, npy, level strip and GIF
+    assert main(["sample", "--checkpoint", str(run), "--n", "4", "--n-steps-each", "2", "--out",
+                 str(tmp_path / "s.png"), "--level-strip", str(tmp_path / "strip.png"), "--gif", str(tmp_path / "c.gif"),
+                 "--json", "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["step"] == 4 and res["n_steps_each"] == 2
+    with Image.open(tmp_path / "s.png") as im:
+        assert im.size == (2 * 30 + 2, 2 * 30 + 2)
+    with Image.open(tmp_path / "c.gif") as im:
+        assert im.n_frames > 2
+    with Image.open(tmp_path / "strip.png") as im:
+        assert im.size[0] == 10 * 30 + 2  # one column per noise level
+    assert read_png_meta(tmp_path / "s.png")["seed"] == 0
+    assert main(["sample", "--checkpoint", str(run), "--n", "3", "--n-steps-each", "1", "--out",
+                 str(tmp_path / "s.npy"), "--quiet"]) == 0
+    arr = np.load(tmp_path / "s.npy")
+    assert arr.shape == (3, 1, 28, 28) and arr.dtype == np.float32 and 0 <= arr.min() and arr.max() <= 1
+    capsys.readouterr()
+    # inpaint: a 56x56 image and mask are resized to 28x28, and it says so
+    img = _write_png(tmp_path / "img.png", (np.random.default_rng(0).random((56, 56)) * 255).astype(np.uint8))
+    mask = np.zeros((56, 56), np.uint8)
+    mask[:28] = 255
+    mpath = _write_png(tmp_path / "mask.png", mask)
+    assert main(["inpaint", "--checkpoint", str(run), "--image", img, "--mask", mpath, "--n", "2",
+                 "--n-steps-each", "1", "--out", str(tmp_path / "inp.png"), "--quiet"]) == 0
+    assert "resized the 56x56 image" in capsys.readouterr().err
+    with Image.open(tmp_path / "inp.png") as im:
+        assert im.size == (4 * 30 + 2, 32)
+    # info on the run folder: step of its newest complete checkpoint
+    assert main(["info", str(run), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["step"] == 4 and info["arch"] == "compact" and info["parameters"] > 0 and info["flops_per_image"] > 0
+
+
+def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):
+    assert main(["sample", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ncsn: error:") and "does not exist" in err and "Traceback" not in err
+    (tmp_path / "bad.pt").write_bytes(b"\x00" * 100)
+    assert main(["info", str(tmp_path / "bad.pt")]) == 2
+    assert "truncated or damaged" in capsys.readouterr().err
+    # a mask whose size differs from its image is refused, naming both sizes
+    cfg = tiny_cfg()
+    ck = save_checkpoint(tmp_path / "m.pt", cfg, 1, build_model(cfg))
+    img = _write_png(tmp_path / "i.png", np.zeros((28, 28), np.uint8))
+    msk = _write_png(tmp_path / "k.png", np.zeros((20, 20), np.uint8))
+    assert main(["inpaint", "--checkpoint", str(ck), "--image", img, "--mask", msk, "--out", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert "20x20" in err and "28x28" in err
+    assert main(["sample", "--checkpoint", str(ck), "--n", "0", "--out", str(tmp_path / "o.png")]) == 2
+    assert "--n must be >= 1" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(ck), "--out", str(tmp_path / "o.txt"), "--n-steps-each", "1"]) == 2
+    assert ".png" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "config.json" in capsys.readouterr().err
+    assert main(["train", "--device", "cuda:7", "--run-dir", str(tmp_path / "r"), "--n-iters", "1"]) in (0, 2)
