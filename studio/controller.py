@@ -59,6 +59,10 @@ class RunController(QObject):
     def is_busy(self) -> bool:
         return self._state != IDLE
 
+    def _require(self, command: str, *from_states: str) -> None:
+        if self._state not in from_states:
+            raise InvalidTransition(f"{self.name}: cannot {command} while {self._state}")
+
     def _move(self, new_state: str) -> None:
         if new_state not in _ALLOWED[self._state]:
             raise InvalidTransition(f"{self.name}: cannot go from {self._state} to {new_state}")
@@ -68,6 +72,7 @@ class RunController(QObject):
     # --- commands ----------------------------------------------------------------------------
     def start(self, make_gen: Callable[[], Generator], pause_command: Optional[str] = None) -> GeneratorWorker:
         """Run make_gen() on a new worker thread (idle -> running)."""
+        self._require("start", IDLE)
         self._move(RUNNING)
         self.last_error = None
         self._pause_command = pause_command
@@ -81,6 +86,7 @@ class RunController(QObject):
 
     def pause(self) -> None:
         """running -> paused: the worker stops pulling (after delivering pause_command, if any)."""
+        self._require("pause", RUNNING)
         self._move(PAUSED)
         if self._pause_command:
             self._worker.send(self._pause_command)
@@ -88,11 +94,13 @@ class RunController(QObject):
 
     def resume(self) -> None:
         """paused -> running."""
+        self._require("resume", PAUSED)
         self._move(RUNNING)
         self._worker.resume()
 
     def stop(self) -> None:
         """running/paused -> stopping: "stop" reaches the generator at its next yield; finished follows."""
+        self._require("stop", RUNNING, PAUSED)
         self._move(STOPPING)
         self._worker.stop()
 

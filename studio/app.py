@@ -1,0 +1,149 @@
+"""`ncsn-studio`: start the desktop app, or render one tab to a PNG (--screenshot) and exit."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+from . import settings
+
+TABS = ("train", "sample", "inpaint", "toy", "evaluate")
+
+
+def apply_theme(app: QApplication, name: str) -> None:
+    """'system' keeps the platform palette; 'light' / 'dark' use Fusion with a matching palette. Widgets
+    read palette roles (never hard-coded text colours), so both stay readable."""
+    if not hasattr(app, "_ncsn_default_palette"):
+        app._ncsn_default_palette = QPalette(app.palette())
+        app._ncsn_default_style = app.style().name()
+    if name == "system":
+        app.setStyle(app._ncsn_default_style)
+        app.setPalette(app._ncsn_default_palette)
+        return
+    app.setStyle("Fusion")
+    p = QPalette()
+    if name == "dark":
+        window, base, text = QColor(45, 45, 48), QColor(30, 30, 32), QColor(230, 230, 230)
+        p.setColor(QPalette.ColorRole.Window, window)
+        p.setColor(QPalette.ColorRole.WindowText, text)
+        p.setColor(QPalette.ColorRole.Base, base)
+        p.setColor(QPalette.ColorRole.AlternateBase, window)
+        p.setColor(QPalette.ColorRole.Text, text)
+        p.setColor(QPalette.ColorRole.Button, window)
+        p.setColor(QPalette.ColorRole.ButtonText, text)
+        p.setColor(QPalette.ColorRole.ToolTipBase, base)
+        p.setColor(QPalette.ColorRole.ToolTipText, text)
+        p.setColor(QPalette.ColorRole.PlaceholderText, QColor(140, 140, 140))
+        p.setColor(QPalette.ColorRole.Highlight, QColor(64, 140, 220))
+        p.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
+        p.setColor(QPalette.ColorRole.Link, QColor(100, 170, 255))
+        for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+            p.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 120, 120))
+    else:
+        p = app.style().standardPalette()
+        p.setColor(QPalette.ColorRole.Highlight, QColor(38, 110, 200))
+    app.setPalette(p)
+
+
+def process_until(app: QApplication, done: Callable[[], bool], timeout_s: float) -> bool:
+    """Run the event loop until done() or the timeout; True when done."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        app.processEvents()
+        if done():
+            return True
+        time.sleep(0.01)
+    return done()
+
+
+def settle(app: QApplication, seconds: float = 0.5) -> None:
+    process_until(app, lambda: False, seconds)
+
+
+def take_screenshot(app: QApplication, win, path: str, tab: str) -> int:
+    """Render `tab` with representative content, grab the window to `path` (PNG). 0 on success."""
+    win.set_tab(tab)
+    settle(app, 0.5)
+    if tab == "train":
+        runs = [Path(r) for r in settings.recent_runs()] + sorted(settings.runs_root().glob("*/metrics.jsonl"),
+                                                                   key=lambda p: p.stat().st_mtime, reverse=True)
+        for r in runs:
+            r = r.parent if r.name == "metrics.jsonl" else r
+            if (r / "metrics.jsonl").exists() and win.train_tab.show_run_history(str(r)) > 0:
+                break
+    elif tab == "sample":
+        st = win.sample_tab
+        if st.picker.current_path():
+            process_until(app, lambda: st.info is not None or st.banner.isVisible(), 30)
+            if st.info is not None:
+                st.n_edit.set_value(36)
+                st.steps_edit.set_value(min(int(st.steps_edit.value() or 5), 5))
+                if st.run():
+                    process_until(app, lambda: st.result is not None and not st.controller.is_busy(), 240)
+    elif tab == "evaluate":
+        et = win.eval_tab
+        fn = getattr(et, "screenshot_demo", None)
+        if callable(fn):
+            fn()
+    settle(app, 1.0)
+    img = win.grab()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not img.save(path, "PNG"):
+        print(f"could not write {path}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} ({img.width()} x {img.height()})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ncsn-studio", description="NCSN Studio: train and sample score-based models")
+    p.add_argument("--screenshot", metavar="PATH", help="render the window to a PNG and exit")
+    p.add_argument("--tab", choices=TABS, help="the tab to open (and to render with --screenshot)")
+    p.add_argument("--reset-settings", action="store_true", help="forget window layout, recent files and preferences")
+    p.add_argument("--theme", choices=("system", "light", "dark"), help="colour theme (remembered)")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    QCoreApplication.setOrganizationName(settings.ORGANIZATION)
+    QCoreApplication.setApplicationName(settings.APPLICATION)
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationDisplayName("NCSN Studio")
+    import pyqtgraph as pg
+    pg.setConfigOptions(antialias=True)
+    if args.reset_settings:
+        settings.reset()
+        print("settings reset")
+    if args.theme:
+        settings.set_value("prefs/theme", args.theme)
+    apply_theme(app, str(settings.value("prefs/theme", "system")))
+
+    from .main_window import MainWindow
+    win = MainWindow(offer_resume=not args.screenshot)
+    if args.tab:
+        win.set_tab(args.tab)
+    if args.screenshot:
+        win.resize(1360, 860)
+        win.show()
+        code = take_screenshot(app, win, args.screenshot, args.tab or win.current_key())
+        for c in win.busy_controllers():
+            c.stop()
+        process_until(app, lambda: not win.busy_controllers(), 30)
+        win.shutdown()
+        return code
+    win.show()
+    code = app.exec()
+    win.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""The main window: five tabs, menus and shortcuts, a status bar, settings, drag and drop, the resume offer,
+and a clean shutdown (a running training is stopped and saved before the window closes)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget)
+
+from . import settings
+from .controller import IDLE, RunController
+from .eval_tab import EvalTab
+from .sample_tab import SampleTab
+from .train_tab import TrainTab
+from .widgets.banner import MessageBanner
+
+TAB_KEYS = ["train", "sample", "inpaint", "toy", "evaluate"]
+TAB_TITLES = {"train": "Train", "sample": "Sample", "inpaint": "Inpaint", "toy": "Toy 2-D lab",
+              "evaluate": "Evaluate"}
+
+
+def _placeholder(text: str) -> QWidget:
+    w = QWidget()
+    lay = QVBoxLayout(w)
+    label = QLabel(text)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    lay.addWidget(label)
+    return w
+
+
+def _optional_tab(module: str, cls: str, controller: RunController, title: str) -> QWidget:
+    """The other tabs are their own modules; a missing or broken one becomes a placeholder, not a crash."""
+    try:
+        mod = __import__(f"studio.{module}", fromlist=[cls])
+        return getattr(mod, cls)(controller)
+    except Exception as e:  # noqa: BLE001 - one tab must not take the app down
+        return _placeholder(f"The {title} tab is not available in this build ({type(e).__name__}: {e}).")
+
+
+class MainWindow(QMainWindow):
+    """NCSN Studio's window. `controllers` maps tab key -> RunController (one run per tab at a time)."""
+
+    closing_deferred = Signal()  # close() was asked while runs were active: they are being stopped first
+
+    def __init__(self, offer_resume: bool = True, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.setWindowTitle("NCSN Studio")
+        self.setAcceptDrops(True)
+        self.controllers: Dict[str, RunController] = {k: RunController(k, self) for k in TAB_KEYS}
+        self._close_requested = False
+
+        self.banner = MessageBanner(self)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.train_tab = TrainTab(self.controllers["train"])
+        self.sample_tab = SampleTab(self.controllers["sample"])
+        self.inpaint_tab = _optional_tab("inpaint_tab", "InpaintTab", self.controllers["inpaint"], "Inpaint")
+        self.toy_tab = _optional_tab("toy_tab", "ToyTab", self.controllers["toy"], "Toy 2-D lab")
+        self.eval_tab = EvalTab(self.controllers["evaluate"])
+        self.tab_widgets = {"train": self.train_tab, "sample": self.sample_tab, "inpaint": self.inpaint_tab,
+                            "toy": self.toy_tab, "evaluate": self.eval_tab}
+        for key in TAB_KEYS:
+            self.tabs.addTab(self.tab_widgets[key], TAB_TITLES[key])
+
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        self.state_label = QLabel()
+        self.statusBar().addPermanentWidget(self.state_label)
+        self._build_menus()
+        self._connect()
+        self._restore_settings()
+        self._update_state_label()
+        self.statusBar().showMessage("Ready", 3000)
+        if offer_resume:
+            QTimer.singleShot(0, self.offer_resume)
+
+    # --- menus and shortcuts -------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        m = self.menuBar()
+        file_menu = m.addMenu("&File")
+        self.open_action = QAction("&Open checkpoint\u2026", self, shortcut=QKeySequence.StandardKey.Open)
+        self.open_action.triggered.connect(self.open_checkpoint)
+        self.export_action = QAction("&Export\u2026", self, shortcut=QKeySequence.StandardKey.Save)
+        self.export_action.setStatusTip("Export the current tab's result (Sample: the grid PNG)")
+        self.export_action.triggered.connect(self.export_current)
+        self.quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        self.quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        self.quit_action.triggered.connect(self.close)
+        for a in (self.open_action, self.export_action):
+            file_menu.addAction(a)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+
+        run_menu = m.addMenu("&Run")
+        self.run_action = QAction("&Run / resume current tab", self, shortcut=QKeySequence(Qt.Key.Key_F5))
+        self.run_action.triggered.connect(self.run_current)
+        self.stop_action = QAction("&Stop current tab", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
+        self.stop_action.triggered.connect(self.stop_current)
+        run_menu.addAction(self.run_action)
+        run_menu.addAction(self.stop_action)
+
+        view_menu = m.addMenu("&View")
+        theme_menu = view_menu.addMenu("&Theme")
+        group = QActionGroup(self)
+        current = str(settings.value("prefs/theme", "system"))
+        for name in ("system", "light", "dark"):
+            a = QAction(name.capitalize(), self, checkable=True)
+            a.setChecked(name == current)
+            a.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            group.addAction(a)
+            theme_menu.addAction(a)
+        tab_keys = [QKeySequence(f"Ctrl+{i + 1}") for i in range(len(TAB_KEYS))]
+        for i, key in enumerate(TAB_KEYS):
+            a = QAction(f"Go to {TAB_TITLES[key]}", self, shortcut=tab_keys[i])
+            a.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
+            view_menu.addAction(a)
+
+        help_menu = m.addMenu("&Help")
+        about = QAction("&About NCSN Studio", self)
+        about.triggered.connect(self._about)
+        help_menu.addAction(about)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        paths = settings.recent_checkpoints()
+        if not paths:
+            a = self.recent_menu.addAction("(none yet)")
+            a.setEnabled(False)
+        for p in paths:
+            a = self.recent_menu.addAction(p)
+            a.triggered.connect(lambda _=False, p=p: self.open_checkpoint(p))
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About NCSN Studio",
+                          "NCSN Studio: train, sample and inspect Noise Conditional Score Networks "
+                          "(Song & Ermon, 2019) on a laptop.\n\nSampler notation (Alg. 1): "
+                          "\u03b1_i = \u03b5\u00b7\u03c3_i\u00b2/\u03c3_L\u00b2, x \u2190 x + \u03b1_i/2\u00b7s + "
+                          "\u221a\u03b1_i\u00b7z.")
+
+    # --- wiring --------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        for key, c in self.controllers.items():
+            c.state_changed.connect(self._update_state_label)
+            c.finished.connect(self._on_run_finished)
+            tab = self.tab_widgets[key]
+            if not isinstance(getattr(tab, "banner", None), MessageBanner):  # tabs without their own banner
+                c.errored.connect(lambda msg, k=key: self.show_error(f"{TAB_TITLES[k]}: {msg}"))
+            sig = getattr(tab, "status_message", None)
+            if sig is not None and hasattr(sig, "connect"):
+                sig.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.train_tab.run_finished.connect(self._on_training_finished)
+        self.tabs.currentChanged.connect(lambda i: settings.set_value("window/tab", TAB_KEYS[i]))
+
+    def show_error(self, text: str) -> None:
+        """An inline, dismissable error at the top of the window (never a crash, never modal)."""
+        self.banner.show_message(text, "error")
+
+    def _on_training_finished(self, checkpoint: str) -> None:
+        if checkpoint:
+            settings.add_recent_checkpoint(checkpoint)
+            self.sample_tab.picker.set_just_trained(checkpoint)
+            self.eval_tab.picker.refresh()
+            for tab in (self.inpaint_tab, self.toy_tab):
+                picker = getattr(tab, "picker", None)
+                if picker is not None and hasattr(picker, "refresh"):
+                    picker.refresh()
+
+    def _update_state_label(self, *_args) -> None:
+        busy = [f"{TAB_TITLES[k]}: {c.state}" for k, c in self.controllers.items() if c.state != IDLE]
+        self.state_label.setText("   ".join(busy) if busy else "idle")
+
+    def busy_controllers(self) -> List[RunController]:
+        return [c for c in self.controllers.values() if c.state != IDLE]
+
+    # --- actions -------------------------------------------------------------------------------
+    def current_key(self) -> str:
+        return TAB_KEYS[self.tabs.currentIndex()]
+
+    def set_tab(self, key: str) -> None:
+        self.tabs.setCurrentIndex(TAB_KEYS.index(key))
+
+    def _call_current(self, name: str) -> bool:
+        fn = getattr(self.tabs.currentWidget(), name, None)
+        if callable(fn):
+            fn()
+            return True
+        return False
+
+    def run_current(self) -> None:
+        if not self._call_current("run_action"):
+            self.statusBar().showMessage("Nothing to run on this tab", 3000)
+
+    def stop_current(self) -> None:
+        c = self.controllers[self.current_key()]
+        if c.state in ("running", "paused"):
+            tab = self.tabs.currentWidget()
+            (getattr(tab, "stop", None) or c.stop)()
+
+    def export_current(self) -> None:
+        if not self._call_current("export_action"):
+            self.statusBar().showMessage("Nothing to export on this tab", 3000)
+
+    def open_checkpoint(self, path: Optional[str] = None) -> None:
+        """Ctrl+O: open a checkpoint in the Sample tab (or the current tab when it has its own picker)."""
+        tab = self.tabs.currentWidget()
+        target = tab if self.current_key() in ("sample", "evaluate", "inpaint") and hasattr(tab, "picker") \
+            else self.sample_tab
+        if target is self.sample_tab:
+            self.set_tab("sample")
+        if path:
+            target.picker.set_path(path)
+        else:
+            target.picker.open_dialog()
+
+    def set_theme(self, name: str) -> None:
+        from .app import apply_theme
+        settings.set_value("prefs/theme", name)
+        apply_theme(QApplication.instance(), name)
+
+    # --- resume offer --------------------------------------------------------------------------
+    def unfinished_runs(self) -> List[str]:
+        from ncsn_core.training import is_unfinished
+        dismissed = set(settings.get_list("recent/dismissed_runs"))
+        return [r for r in settings.recent_runs() if r not in dismissed and Path(r).is_dir() and is_unfinished(r)]
+
+    def offer_resume(self) -> None:
+        """A non-modal offer to continue the newest unfinished run of the recent list."""
+        runs = self.unfinished_runs()
+        if not runs or self.controllers["train"].state != IDLE:
+            return
+        run = runs[0]
+        from ncsn_core.checkpoint import latest_checkpoint
+        ck = latest_checkpoint(Path(run))
+        step = int(ck.stem.split("_")[1]) if ck else 0
+        more = f" ({len(runs) - 1} more unfinished)" if len(runs) > 1 else ""
+        self.banner.show_message(f"An unfinished training run was found: {run} (stopped at step {step:,}){more}. "
+                                 f"Resume it?", "info",
+                                 [("Resume", lambda: self._resume(run)), ("Dismiss", lambda: self._dismiss_run(run))])
+
+    def _resume(self, run: str) -> None:
+        self.set_tab("train")
+        self.train_tab.resume_run(run)
+
+    def _dismiss_run(self, run: str) -> None:
+        settings.push_recent("recent/dismissed_runs", run, limit=50)
+
+    # --- drag and drop -------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile() and self.handle_dropped_path(url.toLocalFile()):
+                event.acceptProposedAction()
+                return
+
+    def handle_dropped_path(self, path: str) -> bool:
+        """A folder becomes the training data (or, if it is a run folder, its newest checkpoint is opened);
+        a .pt file is opened in the Sample tab."""
+        p = Path(path)
+        if p.is_dir():
+            from ncsn_core.checkpoint import latest_checkpoint
+            ck = latest_checkpoint(p)
+            if ck is not None:
+                self.open_checkpoint(str(ck))
+            else:
+                self.set_tab("train")
+                self.train_tab.set_data_folder(str(p))
+            return True
+        if p.suffix == ".pt" and p.is_file():
+            self.open_checkpoint(str(p))
+            return True
+        self.statusBar().showMessage(f"Cannot use {p.name}: drop a folder of images or a .pt checkpoint", 5000)
+        return False
+
+    # --- settings and shutdown ------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geom = settings.value("window/geometry")
+        if isinstance(geom, QByteArray) and not geom.isEmpty():
+            self.restoreGeometry(geom)
+        else:
+            self.resize(1360, 860)
+        key = str(settings.value("window/tab", "train"))
+        if key in TAB_KEYS:
+            self.set_tab(key)
+
+    def save_settings(self) -> None:
+        settings.set_value("window/geometry", self.saveGeometry())
+        settings.set_value("window/tab", self.current_key())
+
+    def confirm_quit_while_running(self) -> bool:
+        """Ask before stopping active runs (training is saved first). True = stop them and quit."""
+        names = ", ".join(c.name for c in self.busy_controllers())
+        training = self.controllers["train"].state != IDLE
+        text = (f"Still running: {names}.\n\n" + ("Training will be stopped and a checkpoint saved before "
+                                                   "NCSN Studio quits; you can resume it later." if training else
+                                                   "The running work will be stopped."))
+        answer = QMessageBox.question(self, "Quit NCSN Studio?", text,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        busy = self.busy_controllers()
+        if not busy:
+            self.save_settings()
+            event.accept()
+            return
+        event.ignore()
+        if self._close_requested:  # already stopping; the window closes when they are done
+            return
+        if not self.confirm_quit_while_running():
+            return
+        self._close_requested = True
+        self.save_settings()
+        for c in busy:
+            if c.state in ("running", "paused"):
+                if c is self.controllers["train"]:
+                    self.train_tab.stop()
+                elif c is self.controllers["evaluate"]:
+                    self.eval_tab.stop()
+                else:
+                    c.stop()
+        self.statusBar().showMessage("Stopping and saving before quitting\u2026")
+        self.closing_deferred.emit()
+
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        """Stop whatever still runs and wait for the worker threads (the app calls this before exiting, so no
+        QThread is destroyed while running)."""
+        for key, c in self.controllers.items():
+            if c.state in ("running", "paused"):
+                (getattr(self.tab_widgets[key], "stop", None) or c.stop)()
+            c.wait(timeout_ms)
+        for tab in self.tab_widgets.values():
+            fn = getattr(tab, "shutdown", None)
+            if callable(fn):
+                fn()
+        QApplication.processEvents()
+
+    def _on_run_finished(self, _result: object) -> None:
+        self._update_state_label()
+        if self._close_requested and not self.busy_controllers():
+            QTimer.singleShot(0, self.close)
