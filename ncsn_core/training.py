@@ -82,17 +82,19 @@ def pick_device(name: Optional[str] = None) -> torch.device:
 
 
 class EMA:
-    """Exponential moving average of the weights: shadow <- rate * shadow + (1 - rate) * w."""
+    """Exponential moving average of the weights: shadow <- r * shadow + (1 - r) * w, with the warm-up
+    r = min(rate, (1 + step) / (10 + step)) so early previews are not dominated by the initial weights."""
 
     def __init__(self, model: torch.nn.Module, rate: float):
         self.rate = rate
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        r = min(self.rate, (1 + step) / (10 + step))
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
-                self.shadow[k].mul_(self.rate).add_(v.detach(), alpha=1 - self.rate)
+                self.shadow[k].mul_(r).add_(v.detach(), alpha=1 - r)
             else:
                 self.shadow[k].copy_(v)
 
@@ -247,9 +249,9 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         opt.zero_grad(set_to_none=True)
         res.loss.backward()
         opt.step()
-        if ema is not None:
-            ema.update(model)
         step += 1
+        if ema is not None:
+            ema.update(model, step)
         s, c = loss_per_level(res, L)
         win_sums += s.cpu()
         win_counts += c.cpu()
