@@ -3,20 +3,21 @@ pixels following the data's noisy path, watch it level by level, export the pape
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from ncsn_core.cli import BUILTIN_MODEL
 
 from .controller import RunController
+from .widgets.checkpoint_picker import CheckpointPicker
 from .widgets.mask_canvas import MaskEditor
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,6 +87,16 @@ def read_image_file(path: Path) -> np.ndarray:
             return np.asarray(im.convert("L" if grey else "RGB"))
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path} is not a readable image ({e})") from e
+
+
+def _short_path(p: Path) -> str:
+    """Relative to the working folder or the repository when inside it, else as given."""
+    for base in (Path.cwd(), REPO):
+        try:
+            return str(Path(p).resolve().relative_to(base.resolve()))
+        except ValueError:
+            pass
+    return str(p)
 
 
 def hwc(image_chw: np.ndarray) -> np.ndarray:
@@ -194,7 +205,8 @@ class ImageRow(QWidget):
             x, y = x0 + c * (tw + 6), 6 + r * (tht + th + 6)
             p.drawImage(QRectF(x, y, tw, tht), img)
             p.setPen(self.palette().text().color())
-            p.drawText(QRectF(x - 3, y + tht + 2, tw + 6, th), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+            p.drawText(QRectF(x - 3, y + tht + 2, tw + 6, th),
+                       Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
                        self.fontMetrics().elidedText(cap, Qt.TextElideMode.ElideRight, int(tw + 6)))
         p.end()
 
@@ -225,6 +237,7 @@ class InpaintTab(QWidget):
 
     run_finished = Signal()
     model_changed = Signal()
+    status_message = Signal(str)  # the main window shows it in its status bar
 
     def __init__(self, controller: Optional[RunController] = None, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -260,7 +273,15 @@ class InpaintTab(QWidget):
         c.finished.connect(self._on_finished)
 
         self.editor.canvas.mask_changed.connect(self._on_mask_changed)
-        self.load_default_model()
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        self.picker.checkpoint_changed.connect(self._on_picker)
+        first = self.picker.current_path()
+        if first:
+            self.load_checkpoint(first)
+        else:
+            self.load_default_model()
         if self._image is None:
             self.pick_builtin(0)
         self._on_mask_changed()
@@ -271,19 +292,13 @@ class InpaintTab(QWidget):
         self.model_label = QLabel(self)
         self.model_label.setWordWrap(True)
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.choose_ckpt_button = QPushButton("Choose checkpoint…", self)
-        self.choose_ckpt_button.setToolTip("A .pt checkpoint, e.g. runs/<name>/checkpoints/ckpt_00012000.pt")
-        self.choose_ckpt_button.clicked.connect(self._choose_checkpoint)
-        self.builtin_model_button = QPushButton("Built-in model", self)
-        self.builtin_model_button.setToolTip(str(BUILTIN_MODEL))
-        self.builtin_model_button.clicked.connect(self.load_default_model)
+        # the shared picker: built-in model, the run just trained, recent checkpoints, Open…
+        self.picker = CheckpointPicker(self, builtin=BUILTIN_MODEL)
+        self.picker.setToolTip("A .pt checkpoint, e.g. runs/<name>/checkpoints/ckpt_00012000.pt")
         gm = QGroupBox("Model", self)
         lm = QVBoxLayout(gm)
+        lm.addWidget(self.picker)
         lm.addWidget(self.model_label)
-        row = QHBoxLayout()
-        row.addWidget(self.choose_ckpt_button)
-        row.addWidget(self.builtin_model_button)
-        lm.addLayout(row)
 
         # image
         self.open_button = QPushButton("Open image…", self)
@@ -452,7 +467,8 @@ class InpaintTab(QWidget):
         self._update_buttons()
 
     def load_checkpoint(self, path) -> bool:
-        """Load a checkpoint (.pt or run folder); on failure the message is shown and False returned."""
+        """Load a checkpoint (.pt or run folder) and select it in the picker; on failure the message is shown
+        (the previous model stays) and False returned."""
         from ncsn_core.checkpoint import CheckpointError, load_checkpoint
         try:
             ld = load_checkpoint(Path(path), device="cpu")
@@ -460,18 +476,26 @@ class InpaintTab(QWidget):
         except (CheckpointError, ValueError, RuntimeError) as e:
             self._show_model_problem(f"Cannot use {path}: {e}")
             return False
+        loaded = str(Path(ld.path).resolve())
+        if self.picker.current_path() is None or str(Path(self.picker.current_path()).resolve()) != loaded:
+            self.picker.set_path(loaded)  # emits checkpoint_changed; _on_picker sees it is loaded already
         return True
+
+    def _on_picker(self, path: str) -> None:
+        loaded = self._info.path if self._info is not None else None
+        if loaded is None or str(Path(path).resolve()) != str(Path(loaded).resolve()):
+            self.load_checkpoint(path)
 
     def load_default_model(self) -> bool:
         """The built-in MNIST model if it exists; otherwise say so and point to Choose checkpoint."""
         if BUILTIN_MODEL.exists():
             return self.load_checkpoint(BUILTIN_MODEL)
-        ckpts = sorted((REPO / "runs").glob("*/checkpoints/ckpt_*.pt"))
-        hint = f" (for example {ckpts[-1].relative_to(REPO)})" if ckpts else ""
+        from .settings import runs_root
+        ckpts = sorted({*runs_root().glob("*/checkpoints/ckpt_*.pt"), *(REPO / "runs").glob("*/checkpoints/ckpt_*.pt")})
+        hint = f" (for example {_short_path(ckpts[-1])})" if ckpts else ""
         self._show_model_problem(
-            f"The built-in model {BUILTIN_MODEL.relative_to(REPO) if BUILTIN_MODEL.is_relative_to(REPO) else BUILTIN_MODEL}"
-            f" does not exist yet (it is made by training the mnist-cpu preset). "
-            f"Click <b>Choose checkpoint…</b> and pick a .pt file{hint}.")
+            f"The built-in model {_short_path(BUILTIN_MODEL)} does not exist yet (it is made by training the "
+            f"mnist-cpu preset). Click <b>Open…</b> above and pick a checkpoint .pt file{hint}.")
         return False
 
     def _show_model_problem(self, text: str) -> None:
@@ -480,16 +504,6 @@ class InpaintTab(QWidget):
             self.model_label.setStyleSheet("color: #b36b00;")
         self.status_label.setText(text if self._model is None else f"{text} (still using the previous model)")
         self._update_buttons()
-
-    def _choose_checkpoint(self) -> None:
-        start = REPO / "runs" if (REPO / "runs").is_dir() else REPO
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", str(start), "Checkpoints (*.pt);;All files (*)")
-        if path and self.load_checkpoint(path):
-            try:
-                from .settings import add_recent_checkpoint
-                add_recent_checkpoint(path)
-            except Exception:  # noqa: BLE001 - a settings problem must not block loading
-                pass
 
     # --- image --------------------------------------------------------------------------------
     def _size(self):
@@ -649,6 +663,17 @@ class InpaintTab(QWidget):
             self.controller.stop()
             self.status_label.setText("Stopping…")
 
+    def run_action(self) -> None:
+        """The window's Run shortcut."""
+        self.run()
+
+    def export_action(self) -> None:
+        """The window's Export shortcut."""
+        if self._results is None:
+            self.status_message.emit("Nothing to export yet: run inpainting first")
+        else:
+            self._export_dialog()
+
     def is_running(self) -> bool:
         return self._running
 
@@ -744,8 +769,21 @@ class InpaintTab(QWidget):
         try:
             self.export_row(path)
             self.result_note.setText(f"Wrote {path}")
+            self.status_message.emit(f"Wrote {path}")
         except (OSError, RuntimeError) as e:
             QMessageBox.warning(self, "Cannot export", str(e))
+
+    # --- lifetime ------------------------------------------------------------------------------
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """Stop a running inpainting and wait for its thread (a QThread must not outlive its widget)."""
+        if self._running:
+            if self.controller.can("stopping"):
+                self.controller.stop()
+            self.controller.wait(timeout_ms)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.shutdown()
+        super().closeEvent(event)
 
     # --- state --------------------------------------------------------------------------------
     def _on_state_changed(self, state: str) -> None:
@@ -759,7 +797,7 @@ class InpaintTab(QWidget):
         self.run_button.setEnabled(not busy and why is None)
         self.run_button.setToolTip(why or "Run Algorithm 2 on the painted region")
         self.stop_button.setEnabled(self._running and self.controller.state in ("running", "paused"))
-        for w in (self.choose_ckpt_button, self.builtin_model_button, self.n_spin, self.seed_spin,
+        for w in (self.picker, self.n_spin, self.seed_spin,
                   self.step_lr_spin, self.t_spin, self.denoise_check):
             w.setEnabled(not busy)
         self.export_button.setEnabled(self._results is not None and not busy)

@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import (QAction, QColor, QImage, QKeySequence, QMouseEvent, QPainter, QPen, QUndoCommand,
+from PySide6.QtGui import (QColor, QImage, QKeySequence, QMouseEvent, QPainter, QPen, QUndoCommand,
                            QUndoStack, QWheelEvent)
 from PySide6.QtWidgets import (QColorDialog, QFileDialog, QHBoxLayout, QLabel, QMessageBox, QSizePolicy, QSlider,
                                QToolButton, QVBoxLayout, QWidget)

@@ -160,7 +160,7 @@ def test_mask_png_round_trip_uses_the_cli_convention(qtbot, editor, tmp_path):
 
 
 def test_missing_builtin_model_says_what_to_do(tab):
-    assert "Choose checkpoint" in tab.model_label.text()
+    assert "does not exist yet" in tab.model_label.text() and "Open…" in tab.model_label.text()
     assert not tab.run_button.isEnabled()
 
 
@@ -206,6 +206,7 @@ def test_checkpoint_export_and_same_seed_same_result(qtbot, tab, tmp_path):
     ckpt = save_checkpoint(tmp_path / "ckpt_00000001.pt", cfg, 1, model)
     assert tab.load_checkpoint(ckpt)
     assert "ckpt_00000001.pt" in tab.model_label.text() and tab.t_spin.value() == 2
+    assert tab.picker.current_path().endswith("ckpt_00000001.pt")  # the shared picker shows it
     tab.editor.canvas.set_mask(np.arange(28)[:, None].repeat(28, 1) >= 14)
     tab.n_spin.setValue(3)
     tab.seed_spin.setValue(7)
@@ -275,3 +276,14 @@ def test_open_by_drop_and_builtin_digits(qtbot, tab, tmp_path):
     assert "MNIST test #5" in tab.image_label.text()
     qtbot.mouseClick(tab.random_button, Qt.MouseButton.LeftButton)
     assert tab.image().shape == (1, 28, 28)
+
+
+def test_choosing_a_checkpoint_in_the_picker_loads_it(qtbot, tab, tmp_path):
+    assert tab.picker.current_path() is None  # no built-in model, nothing recent
+    model, cfg = _tiny()
+    ckpt = save_checkpoint(tmp_path / "run" / "checkpoints" / "ckpt_00000005.pt", cfg, 5, model)
+    with qtbot.waitSignal(tab.model_changed):
+        tab.picker.set_path(str(ckpt))  # what Open… does after the file dialog
+    assert "step 5" in tab.model_label.text() and "3 levels" in tab.model_label.text()
+    tab.editor.canvas.invert()
+    assert tab.run_button.isEnabled()
