@@ -299,6 +299,10 @@ class InpaintTab(QWidget):
         lm = QVBoxLayout(gm)
         lm.addWidget(self.picker)
         lm.addWidget(self.model_label)
+        self.latest_button = QPushButton(self)
+        self.latest_button.hide()
+        self.latest_button.clicked.connect(lambda: self.load_checkpoint(self.latest_button.toolTip()))
+        lm.addWidget(self.latest_button)
 
         # image
         self.open_button = QPushButton("Open image…", self)
@@ -400,15 +404,15 @@ class InpaintTab(QWidget):
         self.level_label.setFont(font)
         self.level_label.setToolTip("i/L: the current noise level; σ_i its noise scale; α_i its Langevin step")
         self.live_view = ImageRow("The chains appear here while they run: at each level the known pixels are "
-                                  "re-noised (y = x + σ_i·z) and the painted region is updated by Langevin steps.",
+                                  "re-noised (y = image + σ_i·z) and the painted region is updated by Langevin steps.",
                                   self)
-        self.strip_view = ImageRow("Completion 1 at the end of each level", self)
+        self.strip_view = ImageRow("(filled in as the levels end)", self)
         self.strip_view.setMinimumHeight(70)
         gl = QGroupBox("2 · Live: every chain's current x", self)
         ll = QVBoxLayout(gl)
         ll.addWidget(self.level_label)
         ll.addWidget(self.live_view, 3)
-        strip_title = QLabel("Completion 1 at the end of each level (σ_1 → σ_L):", self)
+        strip_title = QLabel("Completion 1 at the end of each level, captioned with its σ_i (σ_1 → σ_L):", self)
         ll.addWidget(strip_title)
         ll.addWidget(self.strip_view, 1)
 
@@ -460,6 +464,7 @@ class InpaintTab(QWidget):
                                  f"{self._info.image_size}×{self._info.image_size}×{self._info.channels}, "
                                  f"L = {len(sig)} levels, σ {sig[0]:.3g} → {sig[-1]:.3g}")
         self.model_label.setStyleSheet("")
+        self.latest_button.hide()
         if self._image is not None:
             src = self._image_source
             self._set_image_chw(to_model_image(self._display_image(), self._info.image_size, self._info.channels), src)
@@ -491,18 +496,25 @@ class InpaintTab(QWidget):
         if BUILTIN_MODEL.exists():
             return self.load_checkpoint(BUILTIN_MODEL)
         from .settings import runs_root
-        ckpts = sorted({*runs_root().glob("*/checkpoints/ckpt_*.pt"), *(REPO / "runs").glob("*/checkpoints/ckpt_*.pt")})
-        hint = f" (for example {_short_path(ckpts[-1])})" if ckpts else ""
+        roots = {runs_root().resolve(), (REPO / "runs").resolve()}
+        ckpts = sorted({p for r in roots for p in r.glob("*/checkpoints/ckpt_*.pt")}, key=lambda p: p.stat().st_mtime)
         self._show_model_problem(
             f"The built-in model {_short_path(BUILTIN_MODEL)} does not exist yet (it is made by training the "
-            f"mnist-cpu preset). Click <b>Open…</b> above and pick a checkpoint .pt file{hint}.")
+            f"mnist-cpu preset). Click <b>Open…</b> above and pick a checkpoint .pt file"
+            + (", or use the newest one found below." if ckpts else "."))
+        if ckpts and self._model is None:
+            self.latest_button.setText(f"Use {_short_path(ckpts[-1])}")
+            self.latest_button.setToolTip(str(ckpts[-1]))
+            self.latest_button.show()
         return False
 
     def _show_model_problem(self, text: str) -> None:
         if self._model is None:
             self.model_label.setText(text)
             self.model_label.setStyleSheet("color: #b36b00;")
-        self.status_label.setText(text if self._model is None else f"{text} (still using the previous model)")
+            self.status_label.setText("No model yet: see Model above.")
+        else:
+            self.status_label.setText(f"{text} (still using the previous model)")
         self._update_buttons()
 
     # --- image --------------------------------------------------------------------------------
@@ -685,7 +697,7 @@ class InpaintTab(QWidget):
         if state.step == state.n_steps and len(self._level_snaps) <= state.level:
             # end of a level: keep completion 1 (L small images at most)
             self._level_snaps.append(np.clip(hwc(state.x[0]), 0, 1))
-            self._level_captions.append(f"σ={state.sigma:.2g}")
+            self._level_captions.append(f"{state.sigma:.2g}")
         if state.final:
             self._final = np.array(state.x)
 
@@ -772,6 +784,20 @@ class InpaintTab(QWidget):
             self.status_message.emit(f"Wrote {path}")
         except (OSError, RuntimeError) as e:
             QMessageBox.warning(self, "Cannot export", str(e))
+
+    def screenshot_demo(self, timeout_s: float = 120.0) -> None:
+        """Representative content for a screenshot: MNIST test #0 with its bottom half to fill, six completions,
+        waiting (with the event loop running) until they are done. Without a model the tab stays as it is."""
+        if self._model is None:
+            return
+        self.pick_builtin(0)
+        self._on_preset(self.preset_combo.findText("Bottom half"))
+        self.n_spin.setValue(6)
+        if self.run():
+            t0 = time.monotonic()
+            while self._running and time.monotonic() - t0 < timeout_s:
+                QApplication.processEvents()
+                time.sleep(0.01)
 
     # --- lifetime ------------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 5000) -> None:

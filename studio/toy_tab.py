@@ -275,6 +275,15 @@ class ModeBar(QWidget):
         p.end()
 
 
+def _spin_until(done: Callable[[], bool], timeout_s: float) -> bool:
+    """Process events until done() (only for scripted use such as screenshots; widgets never block)."""
+    t0 = time.monotonic()
+    while not done() and time.monotonic() - t0 < timeout_s:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    return done()
+
+
 def set_heat_map(item: pg.ImageItem, density: np.ndarray) -> None:
     """Show a (rows = y, cols = x) density over [-BOX, BOX]^2, levels from 0 to its maximum."""
     item.setImage(density, autoLevels=False, levels=(0.0, float(density.max()) or 1.0))
@@ -297,7 +306,10 @@ def _particle_plot(title: str) -> Tuple[pg.PlotWidget, pg.ImageItem, pg.ScatterP
     w.addItem(ur)
     # the line x + y = 0 that lower_left_fraction counts against
     w.addItem(pg.PlotDataItem([-3 * VIEW, 3 * VIEW], [3 * VIEW, -3 * VIEW],
-                              pen=pg.mkPen((255, 255, 255, 70), width=1, style=Qt.PenStyle.DashLine)))
+                              pen=pg.mkPen((255, 255, 255, 90), width=1, style=Qt.PenStyle.DashLine)))
+    label = pg.TextItem("x + y = 0: lower-left below", color=(200, 200, 200), anchor=(0, 0.5), angle=-45)
+    label.setPos(-VIEW + 1.2, VIEW - 0.6)
+    w.addItem(label)
     return w, img, ll, ur
 
 
@@ -546,9 +558,9 @@ class ToyTab(QWidget):
         lr.setContentsMargins(0, 0, 0, 0)
         lr.addWidget(self.field_label)
         lr.addWidget(self.level_slider, 1)
-        lr.addWidget(self.follow_check)
-        field_box = box("Density p_σ and score field ∇log p_σ", self.field_plot, lvl_row, self.error_label,
-                        stretch={0: 1})
+        self.field_label.setMinimumWidth(self.field_label.fontMetrics().horizontalAdvance("level 10/10: σ = 13.8 "))
+        field_box = box("Density p_σ and score field ∇log p_σ", self.field_plot, lvl_row, self.follow_check,
+                        self.error_label, stretch={0: 1})
         frac_box = box("Lower-left share of the particles (truth: 1/5)", self.frac_plot, stretch={0: 1})
         loss_box = box("Learned score: training loss", self.loss_plot, stretch={0: 1})
 
@@ -847,6 +859,18 @@ class ToyTab(QWidget):
             self.train_label.setText(f"Training with {self._train_loss.upper()}: iteration {r.step:,}/{r.n_iters:,}, "
                                      f"loss {r.loss:.4g}")
         self._draw_field()
+
+    def screenshot_demo(self, timeout_s: float = 120.0) -> None:
+        """Fill the tab with representative content for a screenshot: train the MLP briefly and run both
+        chains at full speed, waiting (with the event loop running) until both are done."""
+        self.speed_combo.setCurrentIndex(1)
+        self.iters_spin.setValue(1000)
+        _spin_until(lambda: self._field is not None, timeout_s)
+        self.train()
+        _spin_until(lambda: not self._training_running, timeout_s)
+        self.run()
+        _spin_until(lambda: not self._running, timeout_s)
+        self.level_slider.setValue(max(1, self.level_slider.maximum()))
 
     # --- lifetime ------------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 5000) -> None:

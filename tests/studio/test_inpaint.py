@@ -159,9 +159,18 @@ def test_mask_png_round_trip_uses_the_cli_convention(qtbot, editor, tmp_path):
     assert np.array_equal(c.mask(), fill)
 
 
-def test_missing_builtin_model_says_what_to_do(tab):
+def test_missing_builtin_model_says_what_to_do(qtbot, tab, tmp_path):
     assert "does not exist yet" in tab.model_label.text() and "Open…" in tab.model_label.text()
     assert not tab.run_button.isEnabled()
+    # with a checkpoint in the runs folder, one click uses the newest
+    from studio import settings
+    model, cfg = _tiny()
+    ckpt = save_checkpoint(settings.runs_root() / "mine" / "checkpoints" / "ckpt_00000002.pt", cfg, 2, model)
+    tab.load_default_model()
+    assert tab.latest_button.isVisible() and "ckpt_00000002.pt" in tab.latest_button.text()
+    qtbot.mouseClick(tab.latest_button, Qt.MouseButton.LeftButton)
+    assert tab.picker.current_path() == str(ckpt.resolve()) and not tab.latest_button.isVisible()
+    assert "step 2" in tab.model_label.text()
 
 
 def _run_and_wait(qtbot, tab, timeout=60000):
@@ -227,7 +236,7 @@ def test_bad_checkpoint_and_failing_model_become_messages(qtbot, tab, tmp_path):
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
     assert not tab.load_checkpoint(bad)
-    assert "broken.pt" in tab.status_label.text()
+    assert "broken.pt" in tab.model_label.text() and "damaged" in tab.model_label.text()
 
     model, cfg = _tiny()
 
