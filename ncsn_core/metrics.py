@@ -121,7 +121,7 @@ def classify(images: ImageBatch, classifier: Optional[DigitCNN] = None,
     images: see `prepare_digits`. Returns (labels int64 (N,) in 0..9, confidences float32 (N,) in (0, 1]).
     classifier: None means the shipped one (load_classifier()).
     """
-    net = classifier or load_classifier()
+    net = classifier if classifier is not None else load_classifier()
     x = prepare_digits(images, next(net.parameters()).device)
     probs = torch.cat([F.softmax(net(xb), dim=1) for xb in x.split(batch_size)]) if len(x) else torch.zeros(0, 10)
     conf, labels = probs.max(dim=1)
@@ -132,7 +132,7 @@ def classify(images: ImageBatch, classifier: Optional[DigitCNN] = None,
 def features(images: ImageBatch, classifier: Optional[DigitCNN] = None, batch_size: int = 500) -> np.ndarray:
     """The classifier's penultimate-layer features: float64 (N, D), D = 128 for the shipped classifier.
     images: see `prepare_digits`."""
-    net = classifier or load_classifier()
+    net = classifier if classifier is not None else load_classifier()
     x = prepare_digits(images, next(net.parameters()).device)
     if len(x) == 0:
         return np.zeros((0, net.feature_dim))
@@ -199,7 +199,7 @@ def fid_real_vs_real(n: int, seed: int = 0, classifier: Optional[DigitCNN] = Non
         raise MetricsError(f"real-vs-real FID needs 2 <= n <= {len(images) // 2} (two disjoint sets of "
                            f"{len(images)} digits); got n={n}")
     perm = np.random.default_rng(seed).permutation(len(images))
-    net = classifier or load_classifier()
+    net = classifier if classifier is not None else load_classifier()
     return frechet_distance(features(images[perm[:n]], net), features(images[perm[n:2 * n]], net))
 
 

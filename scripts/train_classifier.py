@@ -4,7 +4,7 @@ Trains on the first 9000 built-in MNIST digits and reports accuracy on the last 
 built-in score model holds out: DataConfig(holdout=1000)). Writes resources/classifier/digits.pt, a
 plain dict (tensors, ints, floats, strings) that loads with torch.load(weights_only=True).
 
-    OMP_NUM_THREADS=2 python scripts/train_classifier.py            # about 3 minutes on 2 CPU cores
+    OMP_NUM_THREADS=1 python scripts/train_classifier.py    # about 100 s on one (shared) CPU core
 """
 from __future__ import annotations
 
