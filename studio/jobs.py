@@ -127,15 +127,15 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], SampleResult]
     alphas = step_sizes(sigmas, s.step_lr)
     info = CheckpointInfo(str(ld.path), ld.step, cfg.to_dict(), tuple(float(v) for v in all_sigmas),
                           bool(ld.state.get("ema")), cfg.model.arch, cfg.data.channels, cfg.data.image_size)
-    yield SampleStarted(info, tuple(float(v) for v in sigmas), tuple(float(a) for a in alphas), levels,
-                        len(levels) * s.n_steps_each)
+    first = yield SampleStarted(info, tuple(float(v) for v in sigmas), tuple(float(a) for a in alphas), levels,
+                                len(levels) * s.n_steps_each)
 
     shape = (s.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     every = s.yield_every or max(1, s.n_steps_each // 4)
     strip, chain = LevelStrip(min(s.n, 8)), ChainRecorder(min(s.n, 16), nrow=4, max_frames=s.gif_max_frames)
     gen = annealed_langevin(score_net, sigmas, shape, s.step_lr, s.n_steps_each, seed=s.seed, init=cfg.sample.init,
                             denoise=s.denoise, yield_every=every, device=torch.device("cpu"))
-    x, completed, cmd = None, False, None
+    x, completed, cmd = None, False, first  # a "stop" sent before the chain began stops it at its first yield
     try:
         while True:
             st = gen.send(cmd) if cmd else next(gen)
@@ -196,7 +196,10 @@ def train_job(config_dict: dict, run_dir: str, resume: bool = False, device: Opt
     if resume:  # the run folder's own config wins: a resumed run must continue the same experiment
         import json
         cfg = Config.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
-    yield TrainStarting(str(run_dir), cfg.to_dict(), resume, tuple(float(v) for v in sigmas_from_config(cfg.noise)))
+    first = yield TrainStarting(str(run_dir), cfg.to_dict(), resume,
+                                tuple(float(v) for v in sigmas_from_config(cfg.noise)))
+    if first == "stop":  # stopped before the first step: nothing to save
+        return None
     gen = train(cfg, run_dir, resume=resume, device=device)
     cmd = None
     try:

@@ -92,7 +92,7 @@ class MainWindow(QMainWindow):
         self.export_action = QAction("&Export\u2026", self, shortcut=QKeySequence.StandardKey.Save)
         self.export_action.setStatusTip("Export the current tab's result (Sample: the grid PNG)")
         self.export_action.triggered.connect(self.export_current)
-        self.quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        self.quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))  # StandardKey.Quit is empty on some platforms
         self.quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
         self.quit_action.triggered.connect(self.close)
         for a in (self.open_action, self.export_action):

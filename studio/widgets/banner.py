@@ -42,6 +42,7 @@ class MessageBanner(QFrame):
         self._layout.addWidget(self._label, 1)
         self._layout.addWidget(self._close)
         self.level = "info"
+        self._applying = False
         self.hide()
 
     def text(self) -> str:
@@ -73,13 +74,18 @@ class MessageBanner(QFrame):
 
     def changeEvent(self, event) -> None:  # follow light/dark palette switches
         super().changeEvent(event)
-        if event.type() == event.Type.PaletteChange and self.isVisible() and hasattr(self, "_label"):
-            self._apply_palette()
+        if event.type() == event.Type.ParentChange or (event.type() == event.Type.PaletteChange and
+                                                        hasattr(self, "_label") and not self._applying):
+            self._applying = True
+            try:
+                self._apply_palette()
+            finally:
+                self._applying = False
 
     def _apply_palette(self) -> None:
-        app_pal = self.parentWidget().palette() if self.parentWidget() else QPalette()
-        pal = self.palette()
-        base = app_pal.color(QPalette.ColorRole.Window)
+        """Only the background is set (a tint of the inherited window colour); the text colour is inherited,
+        so it follows light/dark palette switches."""
+        base = (self.parentWidget() or self).palette().color(QPalette.ColorRole.Window)
+        pal = QPalette()
         pal.setColor(QPalette.ColorRole.Window, tinted(base, _TINTS.get(self.level, _TINTS["info"]), 0.22))
-        pal.setColor(QPalette.ColorRole.WindowText, app_pal.color(QPalette.ColorRole.WindowText))
         self.setPalette(pal)

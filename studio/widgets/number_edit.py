@@ -75,11 +75,21 @@ class NumberEdit(QLineEdit):
 
     def _on_text_changed(self, _text: str) -> None:
         valid = self.is_valid()
-        pal = self.palette()
-        base = self.parentWidget().palette().color(QPalette.ColorRole.Base) if self.parentWidget() else \
-            QPalette().color(QPalette.ColorRole.Base)
-        pal.setColor(QPalette.ColorRole.Base, base if valid else tinted(base, QColor(220, 50, 47), 0.3))
-        self.setPalette(pal)
+        self._apply_palette(valid)
         if valid != self._valid:
             self._valid = valid
             self.validity_changed.emit(valid)
+
+    def _apply_palette(self, valid: bool) -> None:
+        """Valid: the inherited palette (follows theme switches); invalid: a red tint of the inherited base."""
+        self.setPalette(QPalette())
+        if not valid:
+            pal = QPalette()
+            pal.setColor(QPalette.ColorRole.Base, tinted(self.palette().color(QPalette.ColorRole.Base),
+                                                         QColor(220, 50, 47), 0.3))
+            self.setPalette(pal)
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == event.Type.ParentChange and hasattr(self, "_valid"):
+            self._apply_palette(self.is_valid())

@@ -1,0 +1,129 @@
+"""Train tab, driven like a user: type in the form, click Start / Pause / Resume / Stop, watch the plots."""
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from conftest import TINY_OVERRIDES, set_text, wait_idle
+from studio.train_tab import TrainTab
+
+
+@pytest.fixture
+def tab(qtbot):
+    t = TrainTab()
+    qtbot.addWidget(t)
+    t.show()
+    t.config_overrides = TINY_OVERRIDES
+    yield t
+    if t.controller.state in ("running", "paused"):
+        t.controller.stop()
+    t.controller.wait(30000)
+    qtbot.waitUntil(lambda: t.controller.state == "idle", timeout=30000)
+
+
+def fill_tiny_form(qtbot, tab, n_iters="100000", preview_every="0", save_every="100000"):
+    set_text(qtbot, tab.fields["n_iters"], n_iters)
+    set_text(qtbot, tab.fields["batch_size"], "8")
+    set_text(qtbot, tab.fields["num_classes"], "3")
+    set_text(qtbot, tab.fields["preview_every"], preview_every)
+    set_text(qtbot, tab.fields["save_every"], save_every)
+
+
+def n_points(tab) -> int:
+    x = tab.loss_plot.raw_curve.xData
+    return 0 if x is None else len(x)
+
+
+def test_training_reaches_the_plot_and_stops_with_a_checkpoint(qtbot, tab):
+    fill_tiny_form(qtbot, tab)
+    assert tab.start_button.isEnabled()
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert tab.controller.state == "running"
+    assert not tab.start_button.isEnabled() and tab.stop_button.isEnabled() and tab.pause_button.isEnabled()
+    qtbot.waitUntil(lambda: n_points(tab) >= 2, timeout=60000)
+    first = n_points(tab)
+    qtbot.waitUntil(lambda: n_points(tab) > first, timeout=30000)   # the curve keeps growing
+    assert len(tab.level_plot.curves) == 3                          # one curve per sigma_i
+    assert tab.progress.value() > 0 and "images/s" in tab.stats.text()
+    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, tab.controller)
+    ckpts = list((Path(tab.run_dir) / "checkpoints").glob("ckpt_*.pt"))
+    assert ckpts and tab.last_checkpoint and Path(tab.last_checkpoint).exists()
+    assert tab.start_button.isEnabled() and not tab.stop_button.isEnabled()
+    assert "Stopped" in tab.stats.text()
+
+
+def test_pause_saves_and_holds_then_resume_continues(qtbot, tab):
+    fill_tiny_form(qtbot, tab)
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: n_points(tab) >= 2, timeout=60000)
+    with qtbot.waitSignal(tab.checkpoint_saved, timeout=30000):   # pausing writes a checkpoint
+        qtbot.mouseClick(tab.pause_button, Qt.MouseButton.LeftButton)
+    assert tab.controller.state == "paused"
+    assert tab.resume_button.isEnabled() and not tab.pause_button.isEnabled()
+    qtbot.wait(150)
+    held = n_points(tab)
+    qtbot.wait(400)
+    assert n_points(tab) == held                                   # nothing moves while paused
+    qtbot.mouseClick(tab.resume_button, Qt.MouseButton.LeftButton)
+    assert tab.controller.state == "running"
+    qtbot.waitUntil(lambda: n_points(tab) > held, timeout=30000)
+    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, tab.controller)
+
+
+def test_previews_and_finish(qtbot, tab):
+    fill_tiny_form(qtbot, tab, n_iters="6", preview_every="3")
+    finished = []
+    tab.run_finished.connect(finished.append)
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, tab.controller)
+    assert tab.preview.images is not None and len(tab.preview.images) == 4
+    assert finished and Path(finished[0]).exists() and "step 6" in tab.stats.text().replace(",", "")
+    assert list((Path(tab.run_dir) / "samples").glob("preview_*.png"))
+
+
+def test_invalid_input_disables_start_and_says_why(qtbot, tab):
+    assert tab.start_button.isEnabled()
+    set_text(qtbot, tab.fields["lr"], "abc")
+    assert not tab.start_button.isEnabled()
+    assert tab.form_error.isVisible() and "lr" in tab.form_error.text()
+    set_text(qtbot, tab.fields["lr"], "1e-3")
+    assert tab.start_button.isEnabled() and not tab.form_error.isVisible()
+    set_text(qtbot, tab.fields["sigma_end"], "5")        # sigma_L above sigma_1: the config says so
+    assert not tab.start_button.isEnabled() and "sigma_begin" in tab.form_error.text()
+    set_text(qtbot, tab.fields["sigma_end"], "0.01")
+    set_text(qtbot, tab.fields["batch_size"], "0")
+    assert not tab.start_button.isEnabled() and "batch size" in tab.form_error.text()
+    assert tab.start() is False and tab.controller.state == "idle"
+
+
+def test_folder_source_needs_a_folder_and_bad_data_is_a_message(qtbot, tab, tmp_path):
+    tab.source_combo.setCurrentIndex(2)       # folder of images
+    assert not tab.start_button.isEnabled() and "folder" in tab.form_error.text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tab.set_data_folder(str(empty))
+    assert "No images" in tab.data_info.text()
+    fill_tiny_form(qtbot, tab)
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, tab.controller)          # the loader's error ends the run ...
+    assert tab.banner.isVisible() and "Training failed" in tab.banner.text()   # ... as a readable message
+    assert tab.start_button.isEnabled()
+
+
+def test_resume_run_continues_from_the_checkpoint(qtbot, tab, tmp_path):
+    from conftest import tiny_config
+    from ncsn_core.training import is_unfinished, train
+    run = tmp_path / "runs" / "half"
+    gen = train(tiny_config(6), run)
+    ev = next(gen)
+    while type(ev).__name__ != "TrainStep" or ev.step < 2:
+        ev = next(gen)
+    gen.send("stop")
+    gen.close()
+    assert is_unfinished(run)
+    assert tab.resume_run(str(run))
+    wait_idle(qtbot, tab.controller)
+    assert tab.last_step == 6 and not is_unfinished(run)
+    assert n_points(tab) == 6                 # history (2 points) + the resumed steps 3..6
