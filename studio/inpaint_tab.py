@@ -51,7 +51,7 @@ def inpaint_job(model: Any, image: np.ndarray, known: np.ndarray, s: InpaintSett
         img = torch.from_numpy(image).to(device)[None].expand(s.n, -1, -1, -1).contiguous()
         m = torch.from_numpy(known).to(device)[None, None]
         return inpaint(model, model.sigmas, img, m, s.step_lr, s.n_steps_each, seed=s.seed, init=s.init,
-                       denoise=s.denoise, yield_every=max(1, s.n_steps_each // 5))
+                       denoise=s.denoise, yield_every=max(1, min(10, s.n_steps_each // 5)))
     return make_gen
 
 

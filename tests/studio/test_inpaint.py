@@ -137,6 +137,14 @@ def test_zoom_and_pan_keep_painting_in_image_pixels(qtbot, editor):
     c.brush_size = 1
     _drag(qtbot, c, [(7.5, 9.5)])
     assert c.mask()[9, 7] and c.mask().sum() == 1
+    # Space + left drag pans too, without painting
+    before = c.image_to_widget(0, 0)
+    qtbot.keyPress(c, Qt.Key.Key_Space)
+    _drag(qtbot, c, [(14, 14), (18, 16)])
+    qtbot.keyRelease(c, Qt.Key.Key_Space)
+    assert c.mask().sum() == 1 and c.image_to_widget(0, 0) != before
+    qtbot.keyClick(c, Qt.Key.Key_F)  # fit again
+    assert c.zoom() == pytest.approx(z0)
 
 
 def test_mask_png_round_trip_uses_the_cli_convention(qtbot, editor, tmp_path):
@@ -296,3 +304,10 @@ def test_choosing_a_checkpoint_in_the_picker_loads_it(qtbot, tab, tmp_path):
     assert "step 5" in tab.model_label.text() and "3 levels" in tab.model_label.text()
     tab.editor.canvas.invert()
     assert tab.run_button.isEnabled()
+
+
+def test_a_toy_checkpoint_is_refused_with_a_reason(tab, tmp_path):
+    cfg = get_preset("toy")
+    ckpt = save_checkpoint(tmp_path / "toy.pt", cfg, 1, build_model(cfg))
+    assert not tab.load_checkpoint(ckpt)
+    assert "inpainting needs an image model" in tab.model_label.text()
