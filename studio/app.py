@@ -70,27 +70,9 @@ def take_screenshot(app: QApplication, win, path: str, tab: str) -> int:
     """Render `tab` with representative content, grab the window to `path` (PNG). 0 on success."""
     win.set_tab(tab)
     settle(app, 0.5)
-    if tab == "train":
-        runs = [Path(r) for r in settings.recent_runs()] + sorted(settings.runs_root().glob("*/metrics.jsonl"),
-                                                                   key=lambda p: p.stat().st_mtime, reverse=True)
-        for r in runs:
-            r = r.parent if r.name == "metrics.jsonl" else r
-            if (r / "metrics.jsonl").exists() and win.train_tab.show_run_history(str(r)) > 0:
-                break
-    elif tab == "sample":
-        st = win.sample_tab
-        if st.picker.current_path():
-            process_until(app, lambda: st.info is not None or st.banner.isVisible(), 30)
-            if st.info is not None:
-                st.n_edit.set_value(36)
-                st.steps_edit.set_value(min(int(st.steps_edit.value() or 5), 5))
-                if st.run():
-                    process_until(app, lambda: st.result is not None and not st.controller.is_busy(), 240)
-    elif tab == "evaluate":
-        et = win.eval_tab
-        fn = getattr(et, "screenshot_demo", None)
-        if callable(fn):
-            fn()
+    demo = getattr(win.tab_widgets[tab], "screenshot_demo", None)
+    if callable(demo):
+        demo()
     settle(app, 1.0)
     img = win.grab()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QScrollArea, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
                                QHeaderView, QAbstractItemView)
 
@@ -155,20 +155,20 @@ class EvalTab(QWidget):
         self.steps_edit = NumberEdit("T", None, int, 1, 10_000, optional=True)
         self.steps_edit.setPlaceholderText("checkpoint's own")
         self.batch_edit = NumberEdit("batch size", 250, int, 1, 10_000)
-        self.denoise_box = QCheckBox("Denoise final samples")
-        self.denoise_box.setTristate(True)
-        self.denoise_box.setCheckState(Qt.CheckState.PartiallyChecked)
-        self.denoise_box.setToolTip("partially checked = the checkpoint's own setting")
+        self.denoise_combo = QComboBox()
+        self.denoise_combo.addItems(["checkpoint's own setting", "on", "off"])
+        self.denoise_combo.setToolTip("Final denoising step x + \u03c3_L\u00b2 s(x, \u03c3_L)")
         self.ema_box = QCheckBox("Use EMA weights")
         self.ema_box.setChecked(True)
         form = QFormLayout()
-        form.addRow("Checkpoint", self.picker)
+        form.addRow(QLabel("Checkpoint"))
+        form.addRow(self.picker)
         form.addRow("Samples n", self.n_edit)
         form.addRow("Seed", self.seed_edit)
         form.addRow("step_lr \u03b5", self.step_lr_edit)
         form.addRow("T (steps per level)", self.steps_edit)
         form.addRow("Batch size", self.batch_edit)
-        form.addRow(self.denoise_box)
+        form.addRow("Denoise", self.denoise_combo)
         form.addRow(self.ema_box)
         box = QGroupBox("Evaluate a checkpoint")
         box.setLayout(form)
@@ -193,6 +193,7 @@ class EvalTab(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(360)
 
         self.banner = MessageBanner(self)
@@ -218,8 +219,8 @@ class EvalTab(QWidget):
         self.hist_plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(10)]])
         self.hist_bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7)
         self.hist_plot.addItem(self.hist_bars)
-        self.uniform_line = pg.InfiniteLine(pos=0.1, angle=0, movable=False, label="uniform 0.1",
-                                            labelOpts={"position": 0.95})
+        self.uniform_line = pg.InfiniteLine(pos=0.1, angle=0, movable=False, label="uniform (0.1)",
+                                            labelOpts={"position": 0.1, "anchors": [(0, 1), (0, 1)]})
         self.hist_plot.addItem(self.uniform_line)
         self.level_plot = pg.PlotWidget()
         self.level_plot.setTitle("DSM loss per noise level (held-out data)")
@@ -301,8 +302,7 @@ class EvalTab(QWidget):
         if not self.available or self.controller.state != IDLE or self.form_error_text():
             return False
         ckpt = self.picker.current_path()
-        cs = self.denoise_box.checkState()
-        denoise = None if cs == Qt.CheckState.PartiallyChecked else cs == Qt.CheckState.Checked
+        denoise = {0: None, 1: True, 2: False}[self.denoise_combo.currentIndex()]
         args = dict(checkpoint=ckpt, n=self.n_edit.value(), seed=self.seed_edit.value(),
                     step_lr=self.step_lr_edit.value(), n_steps_each=self.steps_edit.value(), denoise=denoise,
                     use_ema=self.ema_box.isChecked(), batch_size=self.batch_edit.value())
@@ -324,6 +324,22 @@ class EvalTab(QWidget):
 
     def run_action(self) -> None:
         self.run()
+
+    def screenshot_demo(self, timeout_s: float = 300.0) -> None:
+        """Representative content for a screenshot: a small evaluation (n = 100, T = 5) of the selected
+        checkpoint, waiting with the event loop running until it is done."""
+        import time
+        from PySide6.QtWidgets import QApplication
+        if not self.available or not self.picker.current_path():
+            return
+        self.n_edit.set_value(100)
+        self.steps_edit.set_value(5)
+        self.batch_edit.set_value(100)
+        if self.run():
+            end = time.monotonic() + timeout_s
+            while self.controller.is_busy() and time.monotonic() < end:
+                QApplication.processEvents()
+                time.sleep(0.01)
 
     def _on_progress(self, p: jobs.EvalProgress) -> None:
         if p.fraction is not None:

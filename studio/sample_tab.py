@@ -377,6 +377,27 @@ class SampleTab(QWidget):
     def export_action(self) -> None:
         self.export("grid")
 
+    def screenshot_demo(self, timeout_s: float = 240.0) -> None:
+        """Representative content for a screenshot: 36 samples with the checkpoint's own sampler settings,
+        waiting with the event loop running until they are done."""
+        import time
+        from PySide6.QtWidgets import QApplication
+
+        def spin(cond) -> None:
+            end = time.monotonic() + timeout_s
+            while not cond() and time.monotonic() < end:
+                QApplication.processEvents()
+                time.sleep(0.01)
+
+        if not self.picker.current_path():
+            return
+        spin(lambda: self.info is not None or not self.banner.isHidden())
+        if self.info is None:
+            return
+        self.n_edit.set_value(36)
+        if self.run():
+            spin(lambda: self.result is not None and not self.controller.is_busy())
+
     # --- events --------------------------------------------------------------------------------
     def _on_event(self, ev: object) -> None:
         kind = type(ev).__name__

@@ -492,6 +492,17 @@ class TrainTab(QWidget):
             self.preview_label.setText(f"Preview samples at step {int(previews[-1].stem.split('_')[1]):,} (EMA weights)")
         return len(recs)
 
+    def screenshot_demo(self) -> None:
+        """Representative content for a screenshot: the newest run under the runs folder, if any."""
+        runs = [Path(r) for r in settings.recent_runs()]
+        root = settings.runs_root()
+        if root.is_dir():
+            runs += sorted((p.parent for p in root.glob("*/metrics.jsonl")), key=lambda p: p.stat().st_mtime,
+                           reverse=True)
+        for r in runs:
+            if (r / "metrics.jsonl").exists() and self.show_run_history(str(r)) > 0:
+                return
+
     # --- events --------------------------------------------------------------------------------
     def _on_state_changed(self, state: str) -> None:
         self._update_buttons()

@@ -63,6 +63,8 @@ class CheckpointPicker(QWidget):
                 self.just_trained, self.just_trained)
         for p in settings.recent_checkpoints():
             add(_short(p), p, p)
+        for run, ck in newest_run_checkpoints(settings.runs_root()):
+            add(f"{run.name} \u00b7 step {int(ck.stem.split('_')[1]):,} (newest of run)", str(ck), str(ck))
         if self.combo.count() == 0:
             self.combo.addItem("No checkpoint yet: train one or Open\u2026", None)
         idx = self.combo.findData(keep) if keep else -1
@@ -94,6 +96,19 @@ class CheckpointPicker(QWidget):
             self._last = p
             if p:
                 self.checkpoint_changed.emit(p)
+
+
+def newest_run_checkpoints(root: Path, limit: int = 8):
+    """(run folder, its newest ckpt_*.pt) for the most recently changed runs under `root`."""
+    if not root.is_dir():
+        return []
+    out = []
+    for run in root.iterdir():
+        ckpts = sorted((run / "checkpoints").glob("ckpt_*.pt")) if (run / "checkpoints").is_dir() else []
+        if ckpts:
+            out.append((run, ckpts[-1]))
+    out.sort(key=lambda rc: rc[1].stat().st_mtime, reverse=True)
+    return out[:limit]
 
 
 def _short(path: str) -> str:
