@@ -69,7 +69,7 @@ def _sample_settings(args, cfg: Config) -> dict:
     return {"step_lr": args.step_lr if args.step_lr is not None else s.step_lr,
             "n_steps_each": args.n_steps_each if args.n_steps_each is not None else s.n_steps_each,
             "denoise": s.denoise if args.denoise is None else args.denoise,
-            "init": s.init}
+            "init": args.init or s.init}
 
 
 def _drain_with_progress(gen, total: int, desc: str, show: bool, sinks=()):
@@ -330,6 +330,8 @@ def _sampler_flags(p: argparse.ArgumentParser) -> None:
                    help="final step x + sigma_L^2 s(x, sigma_L)")
     p.add_argument("--no-denoise", dest="denoise", action="store_false")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
+    p.add_argument("--init", choices=("uniform", "gaussian"),
+                   help="start of the chain: uniform in [0, 1) (the paper) or N(0, sigma_1^2)")
 
 
 def build_parser() -> argparse.ArgumentParser:

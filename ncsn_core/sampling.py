@@ -46,12 +46,14 @@ def make_generator(seed: Seed, device) -> torch.Generator:
     return g
 
 
-def initial_noise(shape: Sequence[int], init: str, generator: torch.Generator, device) -> torch.Tensor:
-    """Start of the chain: 'uniform' in [0, 1) as the paper's image sampler, or 'gaussian' N(0, 1)."""
+def initial_noise(shape: Sequence[int], init: str, generator: torch.Generator, device,
+                  sigma_1: float = 1.0) -> torch.Tensor:
+    """Start of the chain: 'uniform' in [0, 1) as the paper's image sampler, or 'gaussian' N(0, sigma_1^2),
+    close to the top level's perturbed data p_{sigma_1} when sigma_1 dominates the data's spread."""
     if init == "uniform":
         return torch.rand(tuple(shape), generator=generator, device=device)
     if init == "gaussian":
-        return torch.randn(tuple(shape), generator=generator, device=device)
+        return sigma_1 * torch.randn(tuple(shape), generator=generator, device=device)
     raise ValueError(f"unknown init {init!r}: choose 'uniform' or 'gaussian'")
 
 
@@ -127,7 +129,7 @@ def annealed_langevin(score_net: ScoreNet, sigmas: torch.Tensor, shape: Sequence
     """
     device = device or (x0.device if x0 is not None else sigmas.device)
     g = make_generator(seed, device)
-    x = x0.to(device) if x0 is not None else initial_noise(shape, init, g, device)
+    x = x0.to(device) if x0 is not None else initial_noise(shape, init, g, device, float(sigmas[0]))
     score_at = _level_score(score_net, x.shape[0], device)
     sig = sigmas.to(device)
     x = yield from _finish(_chain(score_at, x, sig.tolist(), step_sizes(sig, step_lr).tolist(), n_steps_each, g,
@@ -171,7 +173,7 @@ def inpaint(score_net: ScoreNet, sigmas: torch.Tensor, image: torch.Tensor, mask
     g = make_generator(seed, device)
     m = mask.to(device=device, dtype=image.dtype).expand_as(image)
     sig = sigmas.to(device)
-    x = initial_noise(image.shape, init, g, device)
+    x = initial_noise(image.shape, init, g, device, float(sig[0]))
     y_level: dict = {}
 
     def project(x: torch.Tensor, i: int, start: bool) -> torch.Tensor:
