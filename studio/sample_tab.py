@@ -257,7 +257,6 @@ class SampleTab(QWidget):
             item.setCheckState(Qt.CheckState.Checked)
             self.level_list.addItem(item)
         self.level_list.blockSignals(False)
-        self.status_message.emit(f"Loaded {info.path}")
         self._validate()
 
     def select_levels(self, levels: Optional[List[int]]) -> None:

@@ -87,8 +87,8 @@ class TrainTab(QWidget):
         self.data_info = QLabel()
         self.data_info.setWordWrap(True)
         self.data_preview = ImageGridView()
-        self.data_preview.setMinimumHeight(150)
-        self.data_preview.setMaximumHeight(220)
+        self.data_preview.setMinimumHeight(110)
+        self.data_preview.setMaximumHeight(130)
 
         data_form = QFormLayout()
         data_form.addRow("Source", self.source_combo)

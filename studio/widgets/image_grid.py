@@ -62,7 +62,7 @@ class ImageGridView(pg.GraphicsLayoutWidget):
 
     def apply_palette(self) -> None:
         pal = self.palette()
-        self.setBackground(pal.color(QPalette.ColorRole.Base))
+        self.setBackground(pal.color(QPalette.ColorRole.Window))  # images sit on the panel, not on a white page
         self._placeholder.setColor(pal.color(QPalette.ColorRole.PlaceholderText))
 
     def changeEvent(self, event) -> None:

@@ -11,13 +11,13 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from .loss_plot import REPAINT_MS, ema_smooth, palette_pens
+from .loss_plot import REPAINT_MS, LogAxis, ema_smooth, palette_pens
 
 
 class LevelLossPlot(QWidget):
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
-        self.plot_widget = pg.PlotWidget()
+        self.plot_widget = pg.PlotWidget(axisItems={"left": LogAxis("left")})
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setTitle("loss per noise level σ_i (smoothed)")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
@@ -98,6 +98,9 @@ class LevelLossPlot(QWidget):
             ax.setTextPen(fg)
         self.plot.titleLabel.setText(self.plot.titleLabel.text, color=fg.name())
         self.legend.setLabelTextColor(fg)
+        bg = self.palette().color(QPalette.ColorRole.Base)
+        bg.setAlpha(200)
+        self.legend.setBrush(pg.mkBrush(bg))   # readable over the curves
 
     def changeEvent(self, event) -> None:
         super().changeEvent(event)

@@ -29,6 +29,22 @@ def ema_smooth(y: Sequence[float], beta: float) -> np.ndarray:
     return out
 
 
+class LogAxis(pg.AxisItem):
+    """A log axis labelled with plain numbers at 1, 2 and 5 x 10^k only (pyqtgraph labels every minor tick,
+    "4·10²", which crowds a short axis); the other minor ticks stay as unlabelled marks."""
+
+    def logTickStrings(self, values, scale, spacing):
+        out = []
+        for v in values:
+            x = 10 ** float(v) * scale
+            if not math.isfinite(x) or x <= 0:
+                out.append("")
+                continue
+            mant = x / 10 ** math.floor(math.log10(x) + 1e-9)
+            out.append(f"{x:.6g}" if min(abs(mant - m) for m in (1, 2, 5)) < 1e-3 else "")
+        return out
+
+
 class _EMA:
     """The same smoother, one value at a time (live updates are O(1) per point)."""
 
@@ -69,7 +85,7 @@ class LossPlot(QWidget):
         self._dirty = False
         self.x_mode = "step"
 
-        self.plot_widget = pg.PlotWidget()
+        self.plot_widget = pg.PlotWidget(axisItems={"left": LogAxis("left")})
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setTitle(title)
         self.plot.showGrid(x=True, y=True, alpha=0.25)

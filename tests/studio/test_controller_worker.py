@@ -147,3 +147,19 @@ def test_controller_error_returns_to_idle(qtbot):
     with qtbot.waitSignal(c.finished, timeout=5000):
         c.start(bad)
     assert errors == ["OSError: disk full"] and c.state == "idle" and c.last_error == errors[0]
+
+
+def test_many_emits_do_not_exhaust_true_or_none():
+    """PySide6 6.12 on Python 3.11 drops a reference to True on every emit(); studio/__init__ guards the
+    singletons (without it this loop aborts the interpreter with bool_dealloc)."""
+    import sys
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        emitted = Signal(object)
+
+    e = Emitter()
+    e.emitted.connect(lambda v: None)
+    for _ in range(200_000):  # far more than True's natural refcount (a few thousand)
+        e.emitted.emit(None)
+    assert sys.getrefcount(True) > 0 and sys.getrefcount(None) > 0
