@@ -29,6 +29,7 @@ FIGURES = {
                        "lower is better. Not comparable to Inception FIDs in papers."),
     "fid_real_vs_real": ("FID real vs real (floor)",
                          "The same distance between two real sets of the same size: the noise floor at this n."),
+    "fid_ratio": ("FID / floor", "FID divided by the real-vs-real floor: 1 = as close as two real sets of this n."),
     "entropy": ("Class entropy (nats)", "Entropy of the predicted-digit histogram; uniform over 10 digits = 2.303."),
     "mean_confidence": ("Mean classifier confidence", "Average top-class probability of generated digits."),
     "inception_score": ("Inception score", ""),
@@ -217,6 +218,7 @@ class EvalTab(QWidget):
         self.hist_plot.setLabel("bottom", "digit (classifier label)")
         self.hist_plot.setLabel("left", "fraction of samples")
         self.hist_plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(10)]])
+        self.hist_plot.getAxis("left").enableAutoSIPrefix(False)
         self.hist_bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7)
         self.hist_plot.addItem(self.hist_bars)
         self.uniform_line = pg.InfiniteLine(pos=0.1, angle=0, movable=False, label="uniform (0.1)",
@@ -226,6 +228,7 @@ class EvalTab(QWidget):
         self.level_plot.setTitle("DSM loss per noise level (held-out data)")
         self.level_plot.setLabel("bottom", "noise level i (1 = largest \u03c3)")
         self.level_plot.setLabel("left", "loss")
+        self.level_plot.getAxis("left").enableAutoSIPrefix(False)
         self.level_curve = self.level_plot.plot([], [], symbol="o", symbolSize=6)
         self.apply_palette()
 
@@ -326,20 +329,35 @@ class EvalTab(QWidget):
         self.run()
 
     def screenshot_demo(self, timeout_s: float = 300.0) -> None:
-        """Representative content for a screenshot: a small evaluation (n = 100, T = 5) of the selected
-        checkpoint, waiting with the event loop running until it is done."""
+        """Representative content for a screenshot: a small evaluation (n = 100, the checkpoint's own sampler
+        settings) of the selected checkpoint, waiting with the event loop running until it is done."""
         import time
         from PySide6.QtWidgets import QApplication
         if not self.available or not self.picker.current_path():
             return
         self.n_edit.set_value(100)
-        self.steps_edit.set_value(5)
         self.batch_edit.set_value(100)
         if self.run():
             end = time.monotonic() + timeout_s
             while self.controller.is_busy() and time.monotonic() < end:
                 QApplication.processEvents()
                 time.sleep(0.01)
+
+    def export_action(self, path: Optional[str] = None) -> Optional[str]:
+        """Ctrl+S: save the last results as JSON (file dialog when path is None)."""
+        import json
+        from pathlib import Path
+        from PySide6.QtWidgets import QFileDialog
+        if self.result is None:
+            self.status_message.emit("No results yet: run an evaluation first")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save evaluation results", "evaluation.json", "JSON (*.json)")
+            if not path:
+                return None
+        Path(path).write_text(json.dumps(self.result, indent=2, default=str))
+        self.status_message.emit(f"Saved {path}")
+        return path
 
     def _on_progress(self, p: jobs.EvalProgress) -> None:
         if p.fraction is not None:

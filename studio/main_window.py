@@ -90,7 +90,8 @@ class MainWindow(QMainWindow):
         self.open_action = QAction("&Open checkpoint\u2026", self, shortcut=QKeySequence.StandardKey.Open)
         self.open_action.triggered.connect(self.open_checkpoint)
         self.export_action = QAction("&Export\u2026", self, shortcut=QKeySequence.StandardKey.Save)
-        self.export_action.setStatusTip("Export the current tab's result (Sample: the grid PNG)")
+        self.export_action.setStatusTip("Sample: export the grid PNG; Train: save a checkpoint now; "
+                                        "Evaluate: save the results as JSON")
         self.export_action.triggered.connect(self.export_current)
         self.quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))  # StandardKey.Quit is empty on some platforms
         self.quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
@@ -105,7 +106,7 @@ class MainWindow(QMainWindow):
         run_menu = m.addMenu("&Run")
         self.run_action = QAction("&Run / resume current tab", self, shortcut=QKeySequence(Qt.Key.Key_F5))
         self.run_action.triggered.connect(self.run_current)
-        self.stop_action = QAction("&Stop current tab", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
+        self.stop_action = QAction("&Stop current tab", self, shortcut=QKeySequence("Shift+F5"))
         self.stop_action.triggered.connect(self.stop_current)
         run_menu.addAction(self.run_action)
         run_menu.addAction(self.stop_action)

@@ -458,6 +458,14 @@ class TrainTab(QWidget):
         elif self.controller.state == PAUSED:
             self.resume()
 
+    def export_action(self) -> None:
+        """Ctrl+S: save a checkpoint now (the run continues)."""
+        if self.controller.state in (RUNNING, PAUSED):
+            self.controller.send("save")
+            self.status_message.emit("Saving a checkpoint\u2026")
+        else:
+            self.status_message.emit("No training is running: checkpoints are saved while training")
+
     # --- history -------------------------------------------------------------------------------
     def show_run_history(self, run_dir: str) -> int:
         """Fill the plots from a run folder's metrics.jsonl and its newest preview PNG; returns the number of

@@ -21,6 +21,7 @@ class LevelLossPlot(QWidget):
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setTitle("loss per noise level σ_i (smoothed)")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.setLogMode(y=True)
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")

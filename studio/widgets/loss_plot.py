@@ -89,6 +89,7 @@ class LossPlot(QWidget):
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setTitle(title)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.raw_curve = self.plot.plot([], [], name="raw")

@@ -22,7 +22,7 @@ def tab(qtbot, tiny_checkpoint):
     qtbot.waitUntil(lambda: t.controller.state == "idle", timeout=60000)
 
 
-def test_evaluation_fills_figures_and_histogram(qtbot, tab):
+def test_evaluation_fills_figures_and_histogram(qtbot, tab, tmp_path):
     set_text(qtbot, tab.n_edit, "10")
     set_text(qtbot, tab.steps_edit, "1")
     set_text(qtbot, tab.batch_edit, "10")
@@ -40,6 +40,9 @@ def test_evaluation_fills_figures_and_histogram(qtbot, tab):
     assert len(heights) == 10 and abs(float(np.sum(heights)) - 1.0) < 1e-6
     x, y = tab.level_curve.getData()
     assert len(y) == 3                                    # the tiny model's 3 noise levels
+    import json
+    saved = tab.export_action(str(tmp_path / "eval.json"))
+    assert json.loads(open(saved).read())["n"] == 10
 
 
 def test_missing_module_is_a_message(qtbot, monkeypatch):

@@ -48,6 +48,16 @@ def test_f5_starts_training_on_the_train_tab(qtbot, window):
     assert window.sample_tab.picker.current_path() == str(Path(tab.last_checkpoint).resolve())
 
 
+def test_ctrl_s_on_the_train_tab_saves_a_checkpoint_now(qtbot, window):
+    window.set_tab("train")
+    tab = start_tiny_training(qtbot, window)
+    with qtbot.waitSignal(tab.checkpoint_saved, timeout=30000) as saved:
+        window.export_action.trigger()
+    assert Path(saved.args[0]).exists() and window.controllers["train"].state == "running"
+    window.stop_action.trigger()                       # Shift+F5 stops the current tab's run
+    wait_idle(qtbot, window.controllers["train"])
+
+
 def test_settings_are_remembered_in_the_test_location(qtbot, isolated_settings):
     win = MainWindow(offer_resume=False)
     qtbot.addWidget(win)
