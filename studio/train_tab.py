@@ -490,7 +490,8 @@ class TrainTab(QWidget):
         if steps:
             self.progress.setValue(int(steps[-1]))
             self.last_step = int(steps[-1])
-            self.stats.setText(f"{Path(run_dir).name}: step {steps[-1]:,}, last loss {recs[-1]['loss']:.4g}")
+            self.stats.setText(f"Run {Path(run_dir).name} (from its metrics.jsonl): step {steps[-1]:,}, "
+                               f"last loss {recs[-1]['loss']:.4g}")
         previews = sorted((Path(run_dir) / "samples").glob("preview_*.png"))
         if previews:
             from PIL import Image
@@ -520,7 +521,8 @@ class TrainTab(QWidget):
     def _on_event(self, ev: object) -> None:
         kind = type(ev).__name__
         if kind == "TrainStarting":
-            self.level_plot.set_sigmas(ev.sigmas) if not ev.resume or not self.level_plot.curves else None
+            if not ev.resume or not self.level_plot.curves:  # a resumed run keeps the history it showed
+                self.level_plot.set_sigmas(ev.sigmas)
             self.progress.setMaximum(int(ev.config["train"]["n_iters"]))
         elif kind == "TrainStep":
             self.last_step = ev.step

@@ -64,3 +64,16 @@ def test_number_edit_messages(qtbot):
     i = NumberEdit("n", 3, int, 1)
     i.setText("2.5")
     assert "not an integer" in i.error()
+
+
+def test_widgets_and_jobs_do_not_import_torch():
+    """Widgets only display numbers and arrays (DESIGN §3): importing them must not load torch."""
+    import subprocess
+    import sys
+    code = ("import sys; import studio.widgets.loss_plot, studio.widgets.level_loss, studio.widgets.image_grid, "
+            "studio.widgets.banner, studio.widgets.number_edit, studio.widgets.checkpoint_picker, studio.jobs; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
