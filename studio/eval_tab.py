@@ -222,7 +222,8 @@ class EvalTab(QWidget):
         self.hist_bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7)
         self.hist_plot.addItem(self.hist_bars)
         self.uniform_line = pg.InfiniteLine(pos=0.1, angle=0, movable=False, label="uniform (0.1)",
-                                            labelOpts={"position": 0.1, "anchors": [(0, 1), (0, 1)]})
+                                            labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)],
+                                                       "fill": pg.mkBrush(128, 128, 128, 60)})
         self.hist_plot.addItem(self.uniform_line)
         self.level_plot = pg.PlotWidget()
         self.level_plot.setTitle("DSM loss per noise level (held-out data)")

@@ -101,7 +101,7 @@ def grid_nrow(n: int) -> int:
     return max(1, int(np.ceil(np.sqrt(n))))
 
 
-def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], SampleResult]:
+def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[SampleResult]]:
     """Load the checkpoint, run annealed Langevin over the chosen levels, record the level strip and the
     chain GIF frames on this thread, and classify the final digits when a classifier is available."""
     import torch
@@ -135,7 +135,9 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], SampleResult]
     strip, chain = LevelStrip(min(s.n, 8)), ChainRecorder(min(s.n, 16), nrow=4, max_frames=s.gif_max_frames)
     gen = annealed_langevin(score_net, sigmas, shape, s.step_lr, s.n_steps_each, seed=s.seed, init=cfg.sample.init,
                             denoise=s.denoise, yield_every=every, device=torch.device("cpu"))
-    x, completed, cmd = None, False, first  # a "stop" sent before the chain began stops it at its first yield
+    if first == "stop":  # stopped before the chain began
+        return None
+    x, completed, cmd = None, False, None
     try:
         while True:
             st = gen.send(cmd) if cmd else next(gen)

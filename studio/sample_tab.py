@@ -453,6 +453,8 @@ class SampleTab(QWidget):
                                                                           else ""))
             self.samples_ready.emit(result)
             self.status_message.emit("Sampling finished" if result.completed else "Sampling stopped")
+        elif self.controller.last_error is None:
+            self.level_status.setText("Stopped before the first step.")
         self._update_buttons()
 
     def _on_errored(self, message: str) -> None:

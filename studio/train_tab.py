@@ -434,6 +434,7 @@ class TrainTab(QWidget):
             self._time_offset = 0.0
         self.progress.setMaximum(int(cfg["train"]["n_iters"]))
         self.stats.setText("Loading data and building the model\u2026")
+        self._ended = False
         self.status_message.emit(f"Training into {run_dir}")
         self.controller.start(lambda: jobs.train_job(cfg, run_dir, resume=resume), pause_command="pause")
 
@@ -546,6 +547,7 @@ class TrainTab(QWidget):
         elif kind == "Paused":
             pass  # the worker already holds the run; the CheckpointSaved before it told the user
         elif kind == "Finished":
+            self._ended = True
             self.last_step = ev.step
             if ev.checkpoint:
                 self.last_checkpoint = ev.checkpoint
@@ -561,6 +563,8 @@ class TrainTab(QWidget):
 
     def _on_finished(self, _result: object) -> None:
         self._update_buttons()
+        if not getattr(self, "_ended", True) and self.controller.last_error is None:
+            self.stats.setText("Stopped before the first step; nothing was saved.")
         self.run_finished.emit(self.last_checkpoint or "")
         self.status_message.emit(f"Training ended at step {self.last_step:,}" +
                                  (f"; checkpoint {self.last_checkpoint}" if self.last_checkpoint else ""))

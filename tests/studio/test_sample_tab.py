@@ -117,3 +117,12 @@ def test_bad_checkpoint_is_a_message_not_a_crash(qtbot, tab, tmp_path):
     qtbot.waitUntil(lambda: tab.banner.isVisible(), timeout=30000)
     assert "broken.pt" in tab.banner.text()
     assert not tab.run_button.isEnabled()
+
+
+def test_stop_right_after_run_is_clean(qtbot, tab):
+    set_text(qtbot, tab.n_edit, "2")
+    qtbot.mouseClick(tab.run_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)   # before the model has even loaded
+    wait_idle(qtbot, tab.controller)
+    assert tab.banner.isHidden() and tab.run_button.isEnabled()
+    assert "Stopped" in tab.level_status.text()

@@ -127,3 +127,12 @@ def test_resume_run_continues_from_the_checkpoint(qtbot, tab, tmp_path):
     wait_idle(qtbot, tab.controller)
     assert tab.last_step == 6 and not is_unfinished(run)
     assert n_points(tab) == 6                 # history (2 points) + the resumed steps 3..6
+
+
+def test_stop_right_after_start_is_clean(qtbot, tab):
+    fill_tiny_form(qtbot, tab)
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, tab.controller)
+    assert tab.banner.isHidden() and tab.start_button.isEnabled()
+    assert "Stopped" in tab.stats.text()
