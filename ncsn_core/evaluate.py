@@ -98,11 +98,11 @@ def _finite(v):
 def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int = 0, step_lr: Optional[float] = None,
              n_steps_each: Optional[int] = None, denoise: Optional[bool] = None, use_ema: bool = True,
              device: Union[str, torch.device] = "cpu", batch_size: int = 250,
-             progress: Optional[Progress] = None) -> dict:
+             progress: Optional[Progress] = None, init: Optional[str] = None) -> dict:
     """Sample n images from a checkpoint and measure them.
 
     checkpoint: a .pt file or run folder (its newest checkpoint); None = the built-in MNIST model.
-    step_lr, n_steps_each, denoise: None takes the checkpoint config's `sample` section.
+    step_lr, n_steps_each, denoise, init: None takes the checkpoint config's `sample` section.
     progress(stage, done, total) is called while sampling ("sample", Langevin steps over all batches)
     and while measuring ("metrics"). Everything is seeded by `seed`.
 
@@ -124,7 +124,7 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
                          use_ema=use_ema)
     cfg, model = ld.config, ld.model
     real_colour = _check_inputs(cfg, n, batch_size)  # fail now, not after minutes of sampling
-    settings = _settings(ld, step_lr, n_steps_each, denoise, batch_size)
+    settings = _settings(ld, step_lr, n_steps_each, denoise, batch_size, init)
     label = (f"n={n} samples, seed {seed}; step_lr={settings['step_lr']:g}, n_steps_each={settings['n_steps_each']}, "
              f"L={settings['L']}, denoise={'on' if settings['denoise'] else 'off'}, "
              f"EMA={'on' if settings['ema'] else 'off'}")
@@ -199,13 +199,13 @@ def _check_inputs(cfg, n: int, batch_size: int):
 
 
 def _settings(ld, step_lr: Optional[float], n_steps_each: Optional[int], denoise: Optional[bool],
-              batch_size: int) -> dict:
+              batch_size: int, init: Optional[str] = None) -> dict:
     """The sampler settings that label every figure: the arguments, else the checkpoint config's `sample`."""
     s, sig = ld.config.sample, ld.model.sigmas.tolist()
     out = {"step_lr": float(step_lr if step_lr is not None else s.step_lr),
            "n_steps_each": int(n_steps_each if n_steps_each is not None else s.n_steps_each),
            "L": len(sig), "sigma_begin": float(f"{sig[0]:.6g}"), "sigma_end": float(f"{sig[-1]:.6g}"),
-           "denoise": bool(s.denoise if denoise is None else denoise), "ema": ld.used_ema, "init": s.init,
+           "denoise": bool(s.denoise if denoise is None else denoise), "ema": ld.used_ema, "init": init or s.init,
            "batch_size": int(batch_size)}
     if out["step_lr"] <= 0 or out["n_steps_each"] < 1:
         raise M.MetricsError(f"step_lr={out['step_lr']} must be > 0 and n_steps_each={out['n_steps_each']} >= 1")
@@ -321,7 +321,7 @@ def cmd_eval(args, user_error: type) -> int:
     progress, close = _cli_progress(not args.json and not args.quiet)
     try:
         res = evaluate(args.checkpoint, n=args.n, seed=args.seed, step_lr=args.step_lr,
-                       n_steps_each=args.n_steps_each, denoise=args.denoise, use_ema=not args.no_ema,
+                       n_steps_each=args.n_steps_each, denoise=args.denoise, use_ema=not args.no_ema, init=args.init,
                        device=device, batch_size=args.batch_size, progress=progress)
     except (CheckpointError, M.MetricsError, DataError) as e:
         raise user_error(str(e)) from e
@@ -346,5 +346,6 @@ def add_eval_parser(subparsers, common: Callable, user_error: type) -> None:
     p.add_argument("--no-denoise", dest="denoise", action="store_false")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
     p.add_argument("--batch-size", type=int, default=250, help="samples per Langevin batch (default 250)")
+    p.add_argument("--init", choices=("uniform", "gaussian"), help="start of the chain (default: config)")
     common(p)
     p.set_defaults(func=lambda args: cmd_eval(args, user_error))
