@@ -1,0 +1,54 @@
+"""Make resources/models/mnist-cpu.pt, the studio's built-in model, from a checkpoint of
+`ncsn train --preset mnist-cpu`: keeps the raw and the EMA weights, drops the optimizer state (useless
+for sampling), takes the sampler defaults from the mnist-cpu preset (chosen by `ncsn eval`, see README),
+and records provenance (run, step, training wall time, hardware).
+
+    .venv/bin/python scripts/make_builtin_model.py runs/builtin/checkpoints/ckpt_00012000.pt
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ncsn_core.checkpoint import load_checkpoint, read_state, save_checkpoint  # noqa: E402
+from ncsn_core.cli import BUILTIN_MODEL  # noqa: E402
+from ncsn_core.config import get_preset  # noqa: E402
+
+
+def training_wall_time(run_dir: Path, step: int) -> float:
+    """Seconds between the first and the step-th metric line (includes previews and checkpoints)."""
+    times = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    times = [r for r in times if "time" in r and r["step"] <= step]
+    return times[-1]["time"] - times[0]["time"] if len(times) > 1 else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkpoint")
+    ap.add_argument("--out", default=str(BUILTIN_MODEL))
+    args = ap.parse_args()
+    ld = load_checkpoint(args.checkpoint, use_ema=False)
+    state = read_state(args.checkpoint)
+    config = replace(ld.config, sample=get_preset("mnist-cpu").sample)
+    run_dir = Path(args.checkpoint).resolve().parent.parent
+    extra = {
+        "source_checkpoint": str(Path(args.checkpoint)),
+        "command": f"ncsn train --preset mnist-cpu --n-iters {ld.step}",
+        "training_wall_seconds": round(training_wall_time(run_dir, ld.step), 1),
+        "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, CPU only",
+    }
+    save_checkpoint(Path(args.out), config, ld.step, ld.model, optimizer=None, ema=state["ema"], extra=extra)
+    size = Path(args.out).stat().st_size
+    print(json.dumps({"out": args.out, "step": ld.step, "bytes": size, **extra}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
