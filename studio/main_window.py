@@ -100,6 +100,10 @@ class MainWindow(QMainWindow):
             file_menu.addAction(a)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        runs_action = QAction("Runs &folder\u2026", self)
+        runs_action.setStatusTip("Where new training runs are written (and where the checkpoint lists look)")
+        runs_action.triggered.connect(self.choose_runs_folder)
+        file_menu.addAction(runs_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -223,6 +227,15 @@ class MainWindow(QMainWindow):
             target.picker.set_path(path)
         else:
             target.picker.open_dialog()
+
+    def choose_runs_folder(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+        path = QFileDialog.getExistingDirectory(self, "Runs folder", str(settings.runs_root()))
+        if path:
+            settings.set_value("prefs/runs_root", path)
+            self.statusBar().showMessage(f"New runs go to {path}", 5000)
+            for tab in (self.sample_tab, self.eval_tab):
+                tab.picker.refresh()
 
     def set_theme(self, name: str) -> None:
         from .app import apply_theme
