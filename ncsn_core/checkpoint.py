@@ -1,10 +1,8 @@
 """Self-describing, versioned checkpoints: written atomically, loaded without executing pickled code."""
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any, Optional
 import torch
 
 from .config import Config, ConfigError
+from .fileio import atomic_write
 from .models import ScoreModel, build_model
 
 FORMAT_VERSION = 1
@@ -36,23 +35,8 @@ class Loaded:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then os.replace: a crash or a full disk
-    leaves either the old file or the new one, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """torch.save through atomic_write: the old checkpoint or the new one survives a crash, never a torn one."""
+    atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(path: Path, config: Config, step: int, model: torch.nn.Module,

@@ -105,7 +105,7 @@ def _write_samples(x: torch.Tensor, out: Path, meta: dict, nrow: int) -> None:
 # --- commands ---------------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from .data import DataError
-    from .training import CheckpointSaved, Finished, Preview, TrainStep, train
+    from .training import Finished, Preview, TrainStep, train
     from .export import save_grid
     if args.resume:
         run_dir = Path(args.resume)
@@ -134,7 +134,6 @@ def cmd_train(args) -> int:
         first = next(gen)
     except DataError as e:
         raise UserError(str(e)) from e
-    from .checkpoint import CheckpointError
     show = not args.json and not args.quiet
     bar = _progress(cfg.train.n_iters, f"train {cfg.name}", show)
     last_loss, ev, finished = float("nan"), first, None

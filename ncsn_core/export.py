@@ -3,8 +3,6 @@ config and seed (PNG text chunks, and a side-car JSON for GIFs)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence
 
@@ -12,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
+from .fileio import atomic_write
 from .sampling import LangevinState
 
 
@@ -46,24 +45,10 @@ def _png_info(meta: Optional[dict]) -> PngImagePlugin.PngInfo:
     return info
 
 
-def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_png(array: np.ndarray, path: Path, meta: Optional[dict] = None) -> Path:
     """Write an (H, W, 3) or (H, W) uint8 array as PNG with `meta` in text chunks (key 'ncsn:<name>')."""
     img = Image.fromarray(array)
-    return _atomic_write(path, lambda tmp: img.save(tmp, format="PNG", pnginfo=_png_info(meta)))
+    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG", pnginfo=_png_info(meta)))
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8, meta: Optional[dict] = None) -> Path:
@@ -136,11 +121,11 @@ def save_gif(frames: Sequence[np.ndarray], path: Path, meta: Optional[dict] = No
     imgs = [Image.fromarray(f) for f in frames]
     durations = [duration_ms] * (len(imgs) - 1) + [1500]
     path = Path(path)
-    _atomic_write(path, lambda tmp: imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:],
+    atomic_write(path, lambda tmp: imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:],
                                                  duration=durations, loop=0))
     if meta is not None:
         side = path.with_suffix(path.suffix + ".json")
-        _atomic_write(side, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+        atomic_write(side, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
     return path
 
 

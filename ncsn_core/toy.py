@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
 
 from .noise import geometric_sigmas
-from .sampling import LangevinState, annealed_langevin, drain, langevin, make_generator
+from .sampling import annealed_langevin, drain, langevin, make_generator
 
 
 @dataclass(frozen=True)

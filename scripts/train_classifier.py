@@ -12,7 +12,6 @@ import argparse
 import os
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ncsn_core.checkpoint import atomic_save  # noqa: E402
 from ncsn_core.data import load_builtin_mnist  # noqa: E402
 from ncsn_core.metrics import CLASSIFIER_FORMAT, DEFAULT_CLASSIFIER, DigitCNN  # noqa: E402
 
@@ -46,22 +46,6 @@ def accuracy(model: DigitCNN, x: torch.Tensor, y: torch.Tensor) -> float:
     model.eval()
     pred = torch.cat([model(xb).argmax(1) for xb in x.split(500)])
     return float((pred == y).float().mean())
-
-
-def atomic_torch_save(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; this is a shipped resource
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv=None) -> int:
@@ -117,7 +101,7 @@ def main(argv=None) -> int:
         "epochs": args.epochs, "command": command.strip(),
         "data": "built-in MNIST (t10k split): digits [0, 9000) train, [9000, 10000) held out",
     }
-    atomic_torch_save(state, args.out)
+    atomic_save(state, args.out)
     size = args.out.stat().st_size
     print(f"held-out accuracy {acc:.4f} on {HOLDOUT} digits; trained in {seconds:.0f} s "
           f"({torch.get_num_threads()} threads); wrote {args.out} ({size / 1024:.0f} KiB)\ncommand: {command}")
