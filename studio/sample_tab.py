@@ -236,7 +236,7 @@ class SampleTab(QWidget):
             self._update_buttons()
             return
         self.banner.dismiss()
-        self.info = info
+        self.info = None  # no validation against a half-updated form: the ladder list is rebuilt first
         s = info.config["sample"]
         self.step_lr_edit.set_value(s["step_lr"])
         self.steps_edit.set_value(s["n_steps_each"])
@@ -257,6 +257,7 @@ class SampleTab(QWidget):
             item.setCheckState(Qt.CheckState.Checked)
             self.level_list.addItem(item)
         self.level_list.blockSignals(False)
+        self.info = info
         self._validate()
 
     def select_levels(self, levels: Optional[List[int]]) -> None:
@@ -266,6 +267,7 @@ class SampleTab(QWidget):
             on = levels is None or i in levels
             self.level_list.item(i).setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
         self.level_list.blockSignals(False)
+        self.info = info
         self._validate()
 
     def _every_second_level(self) -> None:
@@ -284,6 +286,8 @@ class SampleTab(QWidget):
         if self.info.arch == "mlp":
             raise ValueError("this checkpoint is a 2-D toy model: use the Toy 2-D lab tab")
         levels = self.selected_levels()
+        if self.level_list.count() != len(self.info.sigmas):
+            raise ValueError("the noise ladder is still being read")
         if not levels:
             raise ValueError("check at least one noise level")
         all_levels = len(levels) == len(self.info.sigmas)

@@ -126,3 +126,15 @@ def test_stop_right_after_run_is_clean(qtbot, tab):
     wait_idle(qtbot, tab.controller)
     assert tab.banner.isHidden() and tab.run_button.isEnabled()
     assert "Stopped" in tab.level_status.text()
+
+
+def test_switching_to_a_checkpoint_with_another_ladder(qtbot, tab, tmp_path, tiny_checkpoint):
+    from conftest import tiny_config
+    from ncsn_core.training import run_to_end, train
+    fin = run_to_end(train(tiny_config(1).override("noise", num_classes=5), tmp_path / "five"))
+    tab.picker.set_path(fin.checkpoint)                       # L = 3 -> 5
+    qtbot.waitUntil(lambda: tab.info is not None and len(tab.info.sigmas) == 5, timeout=30000)
+    assert tab.level_list.count() == 5 and tab.run_button.isEnabled()
+    tab.picker.set_path(tiny_checkpoint)                      # and back: 5 -> 3
+    qtbot.waitUntil(lambda: tab.info is not None and len(tab.info.sigmas) == 3, timeout=30000)
+    assert tab.level_list.count() == 3 and tab.run_button.isEnabled()
