@@ -216,8 +216,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         step = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         run.truncate_metrics(step)
-    else:
-        run.create(cfg)
+    run.create(cfg)  # on resume too: a longer --n-iters is recorded
     model.train()
     L = cfg.noise.num_classes
     sigmas = model.sigmas
