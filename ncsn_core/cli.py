@@ -320,17 +320,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _sampler_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", help="checkpoint .pt or run folder (default: the built-in MNIST model)")
+def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None:
+    """The annealed-Langevin flags shared by sample, inpaint and eval (None = the checkpoint config's)."""
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--step-lr", type=float, help="epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (Alg. 1 notation)")
-    p.add_argument("--n-steps-each", type=int, help="T, Langevin steps per noise level")
+    p.add_argument("--step-lr", type=float,
+                   help=f"epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (Alg. 1 notation){config_default}")
+    p.add_argument("--n-steps-each", type=int, help=f"T, Langevin steps per noise level{config_default}")
     p.add_argument("--denoise", dest="denoise", action="store_true", default=None,
-                   help="final step x + sigma_L^2 s(x, sigma_L)")
+                   help=f"final step x + sigma_L^2 s(x, sigma_L){config_default}")
     p.add_argument("--no-denoise", dest="denoise", action="store_false")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
     p.add_argument("--init", choices=("uniform", "gaussian"),
-                   help="start of the chain: uniform in [0, 1) (the paper) or N(0, sigma_1^2)")
+                   help=f"start of the chain: uniform in [0, 1) (the paper) or N(0, sigma_1^2){config_default}")
+
+
+def _checkpoint_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="checkpoint .pt or run folder (default: the built-in MNIST model)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="annealed Langevin samples to a grid PNG or .npy")
+    _checkpoint_flag(p)
     _sampler_flags(p)
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--out", required=True, help=".png grid or .npy array")
@@ -367,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("inpaint", help="fill the masked-out pixels of an image (mask: white = keep)")
+    _checkpoint_flag(p)
     _sampler_flags(p)
     p.add_argument("--image", required=True)
     p.add_argument("--mask", required=True, help="PNG, white = known pixel to keep, black = to fill")
@@ -394,11 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_info)
 
-    try:
-        from .evaluate import add_eval_parser
-        add_eval_parser(sub, _common, UserError)
-    except ImportError:
-        pass
+    from .evaluate import add_eval_parser
+    add_eval_parser(sub, _common, _sampler_flags, UserError)
     return ap
 
 

@@ -331,21 +331,14 @@ def cmd_eval(args, user_error: type) -> int:
     return 0
 
 
-def add_eval_parser(subparsers, common: Callable, user_error: type) -> None:
+def add_eval_parser(subparsers, common: Callable, sampler_flags: Callable, user_error: type) -> None:
     """Register `ncsn eval [CHECKPOINT] --n N --seed S ...` on the `ncsn` subparsers; `common` adds
     --json/--device/--quiet; args.func(args) runs it and returns the exit code."""
     p = subparsers.add_parser("eval", help="sample quality: classifier FID beside its real-vs-real floor, class "
                                            "histogram, DSM loss per level (IS/FID for colour models)")
     p.add_argument("checkpoint", nargs="?", help="checkpoint .pt or run folder (default: the built-in MNIST model)")
     p.add_argument("--n", type=int, default=1000, help="number of samples (default 1000; FID depends on it)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--step-lr", type=float, help="epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (default: config)")
-    p.add_argument("--n-steps-each", type=int, help="T, Langevin steps per noise level (default: config)")
-    p.add_argument("--denoise", dest="denoise", action="store_true", default=None,
-                   help="final step x + sigma_L^2 s(x, sigma_L) (default: config)")
-    p.add_argument("--no-denoise", dest="denoise", action="store_false")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
+    sampler_flags(p, " (default: config)")
     p.add_argument("--batch-size", type=int, default=250, help="samples per Langevin batch (default 250)")
-    p.add_argument("--init", choices=("uniform", "gaussian"), help="start of the chain (default: config)")
     common(p)
     p.set_defaults(func=lambda args: cmd_eval(args, user_error))
