@@ -5,15 +5,15 @@ from __future__ import annotations
 import importlib.util
 import math
 import threading
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QScrollArea, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
-                               QHeaderView, QAbstractItemView)
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget, QHeaderView,
+                               QAbstractItemView)
 
 from . import jobs
 from .controller import IDLE, RUNNING, RunController
@@ -21,6 +21,7 @@ from .widgets.banner import MessageBanner
 from .widgets.checkpoint_picker import CheckpointPicker
 from .widgets.loss_plot import palette_pens
 from .widgets.number_edit import NumberEdit
+from .widgets.side_panel import side_panel
 
 # how each known figure is shown: key -> (label, explanation)
 FIGURES = {
@@ -184,18 +185,7 @@ class EvalTab(QWidget):
         note = QLabel("Metrics use our own MNIST digit classifier: its features for FID, its labels for the class "
                       "histogram. Numbers depend on n and the sampler settings, which label every figure.")
         note.setWordWrap(True)
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.addWidget(box)
-        ll.addWidget(self.form_error)
-        ll.addLayout(rb)
-        ll.addWidget(note)
-        ll.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(left)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(360)
+        scroll = side_panel(box, self.form_error, rb, note)
 
         self.banner = MessageBanner(self)
         self.progress = QProgressBar()

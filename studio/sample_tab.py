@@ -8,8 +8,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSlider,
-                               QSplitter, QVBoxLayout, QWidget)
+                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider, QSplitter,
+                               QVBoxLayout, QWidget)
 
 from . import jobs, settings
 from .controller import IDLE, RUNNING, RunController
@@ -17,6 +17,7 @@ from .widgets.banner import MessageBanner
 from .widgets.checkpoint_picker import CheckpointPicker
 from .widgets.image_grid import ImageGridView
 from .widgets.number_edit import NumberEdit
+from .widgets.side_panel import side_panel
 from .worker import GeneratorWorker
 
 SPEEDS = [("0.5 levels/s", 0.5), ("1 level/s", 1.0), ("2 levels/s", 2.0), ("5 levels/s", 5.0)]
@@ -110,19 +111,7 @@ class SampleTab(QWidget):
         rb.addWidget(self.run_button)
         rb.addWidget(self.stop_button)
 
-        left = QWidget()
-        lay = QVBoxLayout(left)
-        lay.addWidget(ck_box)
-        lay.addWidget(s_box)
-        lay.addWidget(l_box)
-        lay.addWidget(self.form_error)
-        lay.addLayout(rb)
-        lay.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(left)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(360)
+        scroll = side_panel(ck_box, s_box, l_box, self.form_error, rb)
 
         # right side
         self.banner = MessageBanner(self)
@@ -267,7 +256,6 @@ class SampleTab(QWidget):
             on = levels is None or i in levels
             self.level_list.item(i).setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
         self.level_list.blockSignals(False)
-        self.info = info
         self._validate()
 
     def _every_second_level(self) -> None:

@@ -6,21 +6,21 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSplitter, QStackedWidget,
-                               QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from . import jobs, settings
-from .controller import IDLE, PAUSED, RUNNING, STOPPING, RunController
+from .controller import IDLE, PAUSED, RUNNING, RunController
 from .widgets.banner import MessageBanner
 from .widgets.image_grid import ImageGridView
 from .widgets.level_loss import LevelLossPlot
 from .widgets.loss_plot import LossPlot
 from .widgets.number_edit import NumberEdit
+from .widgets.side_panel import side_panel
 
 # data sources: (label, DataConfig.dataset)
 SOURCES = [("Built-in MNIST (10,000 test digits, bundled)", "mnist-builtin"),
@@ -156,19 +156,7 @@ class TrainTab(QWidget):
         for b in (self.start_button, self.pause_button, self.resume_button, self.stop_button):
             buttons.addWidget(b)
 
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.addWidget(data_box)
-        ll.addWidget(hp_box)
-        ll.addLayout(run_form)
-        ll.addWidget(self.form_error)
-        ll.addLayout(buttons)
-        ll.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(left)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(360)
+        scroll = side_panel(data_box, hp_box, run_form, self.form_error, buttons)
 
         # right: progress, plots, previews
         self.banner = MessageBanner(self)

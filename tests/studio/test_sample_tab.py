@@ -138,3 +138,9 @@ def test_switching_to_a_checkpoint_with_another_ladder(qtbot, tab, tmp_path, tin
     tab.picker.set_path(tiny_checkpoint)                      # and back: 5 -> 3
     qtbot.waitUntil(lambda: tab.info is not None and len(tab.info.sigmas) == 3, timeout=30000)
     assert tab.level_list.count() == 3 and tab.run_button.isEnabled()
+
+
+def test_every_second_level_button_keeps_the_last_level(qtbot, tab):
+    qtbot.mouseClick(tab.every2_button, Qt.MouseButton.LeftButton)
+    assert tab.selected_levels() == [0, 2]  # every second of 3 levels, sigma_L always kept
+    assert tab.run_button.isEnabled()
