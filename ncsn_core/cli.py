@@ -289,9 +289,7 @@ def cmd_info(args) -> int:
         cfg, step, source, ema = get_preset(args.preset), None, f"preset {args.preset}", None
         model = build_model(cfg)
     else:
-        if not args.path:
-            raise UserError("give a checkpoint or run folder, or --preset NAME")
-        ld = _load(args.path, "cpu")
+        ld = _load(args.path, "cpu")  # no path: the built-in model
         cfg, step, source, model, ema = ld.config, ld.step, str(ld.path), ld.model, ld.used_ema
     if cfg.model.arch == "mlp":
         x = torch.zeros(1, cfg.data.channels)
@@ -396,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_toy)
 
     p = sub.add_parser("info", help="architecture, parameters, FLOPs, config and step of a checkpoint or preset")
-    p.add_argument("path", nargs="?")
+    p.add_argument("path", nargs="?", help="checkpoint .pt or run folder (default: the built-in MNIST model)")
     p.add_argument("--preset", choices=sorted(PRESETS))
     _common(p)
     p.set_defaults(func=cmd_info)
