@@ -1,6 +1,7 @@
 """Training as a generator of events: send "stop", "pause" or "save"; drain it for the blocking API."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -99,18 +100,23 @@ class EMA:
                 self.shadow[k].copy_(v)
 
 
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The seeded order of epoch `epoch` (cached: consecutive steps share it; callers only slice it)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
     """Indices of the batch for `step` (0-based): epochs of a seeded permutation, a pure function of
-    (seed, step), so a resumed run sees exactly the batches an uninterrupted one would."""
-    out, start = [], step * batch_size
-    while len(out) < batch_size:
+    (seed, step), so a resumed run sees exactly the batches an uninterrupted one would. A batch that
+    crosses an epoch boundary takes the rest of one epoch and the start of the next."""
+    out, start, need = [], step * batch_size, batch_size
+    while need:
         epoch, offset = divmod(start, n)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        take = perm[offset: offset + batch_size - len(out)]
+        take = _epoch_permutation(seed, epoch, n)[offset: offset + need]
         out.append(take)
         start += len(take)
-        if sum(len(t) for t in out) >= batch_size:
-            break
+        need -= len(take)
     return torch.cat(out)
 
 

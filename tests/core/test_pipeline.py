@@ -233,3 +233,14 @@ def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "config.json" in capsys.readouterr().err
     assert main(["train", "--device", "cuda:7", "--run-dir", str(tmp_path / "r"), "--n-iters", "1"]) in (0, 2)
+
+
+def test_batches_have_batch_size_and_cover_each_epoch_once():
+    from ncsn_core.training import batch_indices
+    n, bs = 10, 4  # batches 2, 5, 7 cross epoch boundaries
+    batches = [batch_indices(step, bs, n, seed=3) for step in range(10)]
+    assert all(len(b) == bs for b in batches)
+    flat = torch.cat(batches)
+    for e in range(4):
+        assert sorted(flat[e * n:(e + 1) * n].tolist()) == list(range(n))
+    assert torch.equal(batch_indices(7, bs, n, seed=3), batches[7])  # pure function of (seed, step)
