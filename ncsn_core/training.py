@@ -233,8 +233,9 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         run.prune(keep_last)
         return CheckpointSaved(str(p), step)
 
-    win_loss, win_n = 0.0, 0
-    win_sums, win_counts = torch.zeros(L), torch.zeros(L)
+    # window sums stay on the device: no host sync per step, only at log time
+    win_loss, win_n = torch.zeros((), device=dev), 0
+    win_sums, win_counts = torch.zeros(L, device=dev), torch.zeros(L, device=dev)
     t_start = t_win = time.perf_counter()
     steps_at_start = step
     while step < tc.n_iters:
@@ -258,27 +259,28 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         if ema is not None:
             ema.update(model, step)
         s, c = loss_per_level(res, L)
-        win_sums += s.cpu()
-        win_counts += c.cpu()
-        win_loss += float(res.loss.detach())
+        win_sums += s
+        win_counts += c
+        win_loss += res.loss.detach()
         win_n += 1
 
         cmd = None
         if step % tc.log_every == 0 or step == tc.n_iters:
             now = time.perf_counter()
             ips = win_n * tc.batch_size / max(now - t_win, 1e-9)
-            per_sigma = tuple(float(v) for v in (win_sums / win_counts.clamp_min(1)).where(win_counts > 0,
-                                                                                          torch.tensor(math.nan)))
+            means = (win_sums / win_counts.clamp_min(1)).cpu()
+            per_sigma = tuple(float(v) if n > 0 else math.nan for v, n in zip(means, win_counts.cpu()))
             rate = (step - steps_at_start) / max(now - t_start, 1e-9)
-            ev = TrainStep(step, tc.n_iters, win_loss / win_n, per_sigma, ips, now - t_start,
+            ev = TrainStep(step, tc.n_iters, float(win_loss) / win_n, per_sigma, ips, now - t_start,
                            (tc.n_iters - step) / max(rate, 1e-9))
             run.log({"step": step, "loss": ev.loss, "loss_per_sigma": [None if math.isnan(v) else v for v in per_sigma],
                      "images_per_s": ips, "time": time.time()})
-            win_loss, win_n, t_win = 0.0, 0, now
+            win_loss.zero_()
+            win_n, t_win = 0, now
             win_sums.zero_(), win_counts.zero_()
             cmd = yield ev
         if tc.preview_every and step % tc.preview_every == 0:
-            c = yield Preview(step, _preview(model, ema, cfg, step))
+            c = yield Preview(step, _preview(model, ema, cfg))
             cmd = cmd or c
         if step % tc.save_every == 0 and step < tc.n_iters:
             c = yield save()
@@ -298,7 +300,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     return (yield Finished(step, "done", f"finished {step} steps", saved.path))
 
 
-def _preview(model: ScoreModel, ema: Optional[EMA], cfg: Config, step: int) -> np.ndarray:
+def _preview(model: ScoreModel, ema: Optional[EMA], cfg: Config) -> np.ndarray:
     net = model
     if ema is not None:
         net = build_model(cfg).to(model.sigmas.device)
