@@ -182,7 +182,6 @@ def cmd_sample(args) -> int:
     gen = annealed_langevin(ld.model, ld.model.sigmas, shape, s["step_lr"], s["n_steps_each"], seed=args.seed,
                             init=s["init"], denoise=s["denoise"], yield_every=max(1, s["n_steps_each"] // 4),
                             device=device)
-    sinks = []
     strip = LevelStrip(min(args.n, 8)) if args.level_strip else None
     chain = ChainRecorder(min(args.n, 16), nrow=4) if args.gif else None
     sinks = [k for k in (strip, chain) if k is not None]

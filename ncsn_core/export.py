@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -128,10 +128,3 @@ def save_gif(frames: Sequence[np.ndarray], path: Path, meta: Optional[dict] = No
         atomic_write(side, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
     return path
 
-
-def record(states: Iterable[LangevinState], *sinks) -> Iterator[LangevinState]:
-    """Pass states through, feeding each to every sink (LevelStrip, ChainRecorder)."""
-    for s in states:
-        for sink in sinks:
-            sink.add(s)
-        yield s
