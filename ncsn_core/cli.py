@@ -69,7 +69,9 @@ def _sample_settings(args, cfg: Config) -> dict:
     return {"step_lr": args.step_lr if args.step_lr is not None else s.step_lr,
             "n_steps_each": args.n_steps_each if args.n_steps_each is not None else s.n_steps_each,
             "denoise": s.denoise if args.denoise is None else args.denoise,
-            "init": args.init or s.init}
+            "init": args.init or s.init,
+            "variance_correction": (s.variance_correction if args.variance_correction is None
+                                    else args.variance_correction)}
 
 
 def _drain_with_progress(gen, total: int, desc: str, show: bool, sinks=()):
@@ -181,7 +183,7 @@ def cmd_sample(args) -> int:
     t0 = time.perf_counter()
     gen = annealed_langevin(ld.model, ld.model.sigmas, shape, s["step_lr"], s["n_steps_each"], seed=args.seed,
                             init=s["init"], denoise=s["denoise"], yield_every=max(1, s["n_steps_each"] // 4),
-                            device=device)
+                            device=device, variance_correction=s["variance_correction"])
     strip = LevelStrip(min(args.n, 8)) if args.level_strip else None
     chain = ChainRecorder(min(args.n, 16), nrow=4) if args.gif else None
     sinks = [k for k in (strip, chain) if k is not None]
@@ -239,7 +241,8 @@ def cmd_inpaint(args) -> int:
     s = _sample_settings(args, cfg)
     images = image[None].expand(args.n, -1, -1, -1).to(device)
     gen = inpaint(ld.model, ld.model.sigmas, images, mask[None].to(device), s["step_lr"], s["n_steps_each"],
-                  seed=args.seed, init=s["init"], denoise=s["denoise"], yield_every=max(1, s["n_steps_each"] // 4))
+                  seed=args.seed, init=s["init"], denoise=s["denoise"], yield_every=max(1, s["n_steps_each"] // 4),
+                  variance_correction=s["variance_correction"])
     x = _drain_with_progress(gen, cfg.noise.num_classes * s["n_steps_each"], "inpaint", not args.json and not args.quiet)
     occluded = image * mask
     meta = {"checkpoint": str(ld.path), "step": ld.step, "seed": args.seed, **s, "image": str(args.image),
@@ -329,6 +332,19 @@ def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
     p.add_argument("--init", choices=("uniform", "gaussian"),
                    help=f"start of the chain: uniform in [0, 1) (the paper) or N(0, sigma_1^2){config_default}")
+    p.add_argument("--variance-correction", type=_unit_interval, metavar="KAPPA",
+                   help="0..1: shrink the Langevin noise so that this fraction of the update's excess stationary "
+                        f"variance (1/(1 - eps/(4 sigma_L^2)) - 1) is removed; 0 = the paper{config_default}")
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number in [0, 1]")
+    return v
 
 
 def _checkpoint_flag(p: argparse.ArgumentParser) -> None:

@@ -103,8 +103,12 @@ class SampleConfig:
     n_steps_each: int = 100
     denoise: bool = False
     init: str = "uniform"
+    # kappa in [0, 1]: remove this fraction of the update's excess stationary variance (ncsn_core.sampling); 0 = paper
+    variance_correction: float = 0.0
 
     def __post_init__(self) -> None:
+        _check(0.0 <= self.variance_correction <= 1.0,
+               f"variance_correction={self.variance_correction} must be in [0, 1] (0 = the paper's Alg. 1)")
         _check(self.step_lr > 0, f"step_lr={self.step_lr} must be > 0")
         _check(self.n_steps_each >= 1, f"n_steps_each={self.n_steps_each} must be >= 1")
         _check(self.init in INITS, f"init {self.init!r} is unknown: choose one of {', '.join(INITS)}")

@@ -33,7 +33,8 @@ def builtin_model_path() -> Path:
 
 
 def sample_batches(model, shape: tuple, n: int, seed: int, step_lr: float, n_steps_each: int, denoise: bool,
-                   init: str, device, batch_size: int, progress: Optional[Progress] = None) -> torch.Tensor:
+                   init: str, device, batch_size: int, progress: Optional[Progress] = None,
+                   variance_correction: float = 0.0) -> torch.Tensor:
     """n samples of annealed Langevin (Alg. 1), batch_size at a time, each batch drained to its end.
 
     shape: (C, H, W). One torch.Generator seeded with `seed` runs through all batches, so the same seed
@@ -47,7 +48,8 @@ def sample_batches(model, shape: tuple, n: int, seed: int, step_lr: float, n_ste
     for b in range(n_batches):
         bs = min(batch_size, n - b * batch_size)
         gen = annealed_langevin(model, model.sigmas, (bs, *shape), step_lr, n_steps_each, seed=g, init=init,
-                                denoise=denoise, yield_every=max(1, n_steps_each // 4), device=device)
+                                denoise=denoise, yield_every=max(1, n_steps_each // 4), device=device,
+                                variance_correction=variance_correction)
         try:
             while True:
                 st = next(gen)
@@ -98,16 +100,17 @@ def _finite(v):
 def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int = 0, step_lr: Optional[float] = None,
              n_steps_each: Optional[int] = None, denoise: Optional[bool] = None, use_ema: bool = True,
              device: Union[str, torch.device] = "cpu", batch_size: int = 250,
-             progress: Optional[Progress] = None, init: Optional[str] = None) -> dict:
+             progress: Optional[Progress] = None, init: Optional[str] = None,
+             variance_correction: Optional[float] = None) -> dict:
     """Sample n images from a checkpoint and measure them.
 
     checkpoint: a .pt file or run folder (its newest checkpoint); None = the built-in MNIST model.
-    step_lr, n_steps_each, denoise, init: None takes the checkpoint config's `sample` section.
+    step_lr, n_steps_each, denoise, init, variance_correction: None takes the checkpoint config's `sample` section.
     progress(stage, done, total) is called while sampling ("sample", Langevin steps over all batches)
     and while measuring ("metrics"). Everything is seeded by `seed`.
 
     Returns a JSON-ready dict. Always: checkpoint, step, config_name, dataset, n, seed, device, sampler
-    {step_lr, n_steps_each, L, sigma_begin, sigma_end, denoise, ema, init, batch_size}, label (one line
+    {step_lr, n_steps_each, L, sigma_begin, sigma_end, denoise, ema, init, variance_correction, batch_size}, label (one line
     naming n and the sampler settings, for figures), sampling_seconds, eval_seconds, nonfinite_samples,
     dsm_loss_per_level (L values, or None), sigmas, dsm_images, anneal_power, warnings, metric_kind.
     metric_kind "digits" (1 channel) adds: fid_classifier, fid_real_vs_real, fid_ratio, class_counts,
@@ -124,16 +127,17 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
                          use_ema=use_ema)
     cfg, model = ld.config, ld.model
     real_colour = _check_inputs(cfg, n, batch_size)  # fail now, not after minutes of sampling
-    settings = _settings(ld, step_lr, n_steps_each, denoise, batch_size, init)
+    settings = _settings(ld, step_lr, n_steps_each, denoise, batch_size, init, variance_correction)
     label = (f"n={n} samples, seed {seed}; step_lr={settings['step_lr']:g}, n_steps_each={settings['n_steps_each']}, "
-             f"L={settings['L']}, denoise={'on' if settings['denoise'] else 'off'}, "
+             f"L={settings['L']}, variance_correction={settings['variance_correction']:g}, "
+             f"denoise={'on' if settings['denoise'] else 'off'}, "
              f"EMA={'on' if settings['ema'] else 'off'}")
     torch_device = next(model.parameters()).device
 
     t0 = time.perf_counter()
     x = sample_batches(model, (cfg.data.channels, cfg.data.image_size, cfg.data.image_size), n, seed,
                        settings["step_lr"], settings["n_steps_each"], settings["denoise"], settings["init"],
-                       torch_device, batch_size, progress)
+                       torch_device, batch_size, progress, settings["variance_correction"])
     sampling_seconds = time.perf_counter() - t0
     warnings = []
     bad = int((~torch.isfinite(x.reshape(n, -1))).any(dim=1).sum())
@@ -199,13 +203,14 @@ def _check_inputs(cfg, n: int, batch_size: int):
 
 
 def _settings(ld, step_lr: Optional[float], n_steps_each: Optional[int], denoise: Optional[bool],
-              batch_size: int, init: Optional[str] = None) -> dict:
+              batch_size: int, init: Optional[str] = None, variance_correction: Optional[float] = None) -> dict:
     """The sampler settings that label every figure: the arguments, else the checkpoint config's `sample`."""
     s, sig = ld.config.sample, ld.model.sigmas.tolist()
     out = {"step_lr": float(step_lr if step_lr is not None else s.step_lr),
            "n_steps_each": int(n_steps_each if n_steps_each is not None else s.n_steps_each),
            "L": len(sig), "sigma_begin": float(f"{sig[0]:.6g}"), "sigma_end": float(f"{sig[-1]:.6g}"),
            "denoise": bool(s.denoise if denoise is None else denoise), "ema": ld.used_ema, "init": init or s.init,
+           "variance_correction": float(s.variance_correction if variance_correction is None else variance_correction),
            "batch_size": int(batch_size)}
     if out["step_lr"] <= 0 or out["n_steps_each"] < 1:
         raise M.MetricsError(f"step_lr={out['step_lr']} must be > 0 and n_steps_each={out['n_steps_each']} >= 1")
@@ -322,6 +327,7 @@ def cmd_eval(args, user_error: type) -> int:
     try:
         res = evaluate(args.checkpoint, n=args.n, seed=args.seed, step_lr=args.step_lr,
                        n_steps_each=args.n_steps_each, denoise=args.denoise, use_ema=not args.no_ema, init=args.init,
+                       variance_correction=args.variance_correction,
                        device=device, batch_size=args.batch_size, progress=progress)
     except (CheckpointError, M.MetricsError, DataError) as e:
         raise user_error(str(e)) from e

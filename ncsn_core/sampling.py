@@ -4,6 +4,12 @@ Convention (the paper's Algorithm 1): alpha_i = step_lr * sigma_i^2 / sigma_L^2 
 x <- x + alpha_i / 2 * s(x, i) + sqrt(alpha_i) * z. The reference code writes the same update as
 x + a*s + sqrt(2a)*z with a = alpha_i / 2, so its step_lr = 2e-5 is step_lr = 4e-5 here.
 
+variance_correction (kappa in [0, 1], default 0 = the paper) shrinks the noise term to
+sqrt(alpha_i * (1 - kappa * alpha_i / (4 sigma_i^2))) * z. For a Gaussian target of variance sigma_i^2 the
+paper's update has stationary variance sigma_i^2 / (1 - alpha_i / (4 sigma_i^2)), too wide by 1/(1 - step_lr /
+(4 sigma_L^2)) at every level (+14 % at step_lr = 5e-5, sigma_L = 0.01); kappa = 1 makes it exact, kappa = 0.5
+removes half of the excess. The excess variance shows up in images as extra ink (thicker digits).
+
 Each sampler yields every `yield_every` steps and at the end of every level, keeps only the current x,
 and stops early when sent "stop" (it then yields nothing more).
 """
@@ -62,9 +68,17 @@ def step_sizes(sigmas: torch.Tensor, step_lr: float) -> torch.Tensor:
     return step_lr * (sigmas / sigmas[-1]) ** 2
 
 
-def langevin_step(x: torch.Tensor, score: torch.Tensor, alpha: float, z: torch.Tensor):
-    """x + alpha/2 * score + sqrt(alpha) * z (Alg. 1, line 6). Returns (new x, drift term, noise term)."""
-    drift, noise = 0.5 * alpha * score, alpha ** 0.5 * z
+def noise_scales(sigmas: torch.Tensor, alphas: torch.Tensor, variance_correction: float) -> torch.Tensor:
+    """Per-level factor on the noise term: sqrt(1 - kappa * alpha_i / (4 sigma_i^2)), floored at 0 (module doc)."""
+    if not 0.0 <= variance_correction <= 1.0:
+        raise ValueError(f"variance_correction={variance_correction} must be in [0, 1] (0 = the paper's Alg. 1)")
+    return (1 - variance_correction * alphas / (4 * sigmas ** 2)).clamp(min=0).sqrt()
+
+
+def langevin_step(x: torch.Tensor, score: torch.Tensor, alpha: float, z: torch.Tensor, noise_scale: float = 1.0):
+    """x + alpha/2 * score + noise_scale * sqrt(alpha) * z (Alg. 1, line 6; noise_scale 1 is the paper).
+    Returns (new x, drift term, noise term)."""
+    drift, noise = 0.5 * alpha * score, noise_scale * alpha ** 0.5 * z
     return x + drift + noise, drift, noise
 
 
@@ -75,6 +89,7 @@ def _norm(t: torch.Tensor) -> float:
 def _chain(score_at: Callable[[torch.Tensor, int], torch.Tensor], x: torch.Tensor, sigmas: Sequence[float],
            alphas: Sequence[float], n_steps_each: int, g: torch.Generator, yield_every: int,
            project: Optional[Callable[[torch.Tensor, int, bool], torch.Tensor]] = None,
+           scales: Optional[Sequence[float]] = None,
            ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
     """The shared loop: for each level, n_steps_each Langevin steps; `project(x, level, start)` is applied
     at the start of each level and after every step (inpainting uses it; None means no projection)."""
@@ -84,11 +99,12 @@ def _chain(score_at: Callable[[torch.Tensor, int], torch.Tensor], x: torch.Tenso
     with torch.no_grad():
         for i in range(L):
             alpha = float(alphas[i])
+            scale = 1.0 if scales is None else float(scales[i])
             if project is not None:
                 x = project(x, i, True)
             for t in range(1, n_steps_each + 1):
                 z = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
-                x, drift, noise = langevin_step(x, score_at(x, i), alpha, z)
+                x, drift, noise = langevin_step(x, score_at(x, i), alpha, z, scale)
                 if project is not None:
                     x = project(x, i, False)
                 gstep += 1
@@ -120,7 +136,7 @@ def langevin(score_fn: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
 
 def annealed_langevin(score_net: ScoreNet, sigmas: torch.Tensor, shape: Sequence[int], step_lr: float,
                       n_steps_each: int, seed: Seed = 0, init: str = "uniform", x0: Optional[torch.Tensor] = None,
-                      denoise: bool = False, yield_every: int = 10, device=None,
+                      denoise: bool = False, yield_every: int = 10, device=None, variance_correction: float = 0.0,
                       ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
     """Algorithm 1: levels from sigma_1 (largest) to sigma_L, n_steps_each steps each.
 
@@ -132,8 +148,10 @@ def annealed_langevin(score_net: ScoreNet, sigmas: torch.Tensor, shape: Sequence
     x = x0.to(device) if x0 is not None else initial_noise(shape, init, g, device, float(sigmas[0]))
     score_at = _level_score(score_net, x.shape[0], device)
     sig = sigmas.to(device)
-    x = yield from _finish(_chain(score_at, x, sig.tolist(), step_sizes(sig, step_lr).tolist(), n_steps_each, g,
-                                  yield_every), denoise, score_at, sig)
+    alphas = step_sizes(sig, step_lr)
+    x = yield from _finish(_chain(score_at, x, sig.tolist(), alphas.tolist(), n_steps_each, g, yield_every,
+                                  scales=noise_scales(sig, alphas, variance_correction).tolist()),
+                           denoise, score_at, sig)
     return x
 
 
@@ -162,7 +180,7 @@ def _finish(chain, denoise: bool, score_at, sigmas: torch.Tensor, post: Optional
 
 def inpaint(score_net: ScoreNet, sigmas: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, step_lr: float,
             n_steps_each: int, seed: Seed = 0, init: str = "uniform", denoise: bool = False, yield_every: int = 10,
-            ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
+            variance_correction: float = 0.0) -> Generator[LangevinState, Optional[str], torch.Tensor]:
     """Algorithm 2: annealed Langevin where the known pixels follow the data's noisy path.
 
     image: (B, C, H, W) in [0, 1]; mask: broadcastable to image, 1 = known pixel (kept), 0 = to fill.
@@ -183,8 +201,9 @@ def inpaint(score_net: ScoreNet, sigmas: torch.Tensor, image: torch.Tensor, mask
         return x * (1 - m) + y_level[i] * m
 
     score_at = _level_score(score_net, image.shape[0], device)
-    chain = _chain(score_at, x, sig.tolist(), step_sizes(sig, step_lr).tolist(), n_steps_each, g, yield_every,
-                   project=project)
+    alphas = step_sizes(sig, step_lr)
+    chain = _chain(score_at, x, sig.tolist(), alphas.tolist(), n_steps_each, g, yield_every, project=project,
+                   scales=noise_scales(sig, alphas, variance_correction).tolist())
     # after denoising, the known pixels are the clean image (sigma = 0)
     x = yield from _finish(chain, denoise, score_at, sig, post=lambda x: x * (1 - m) + image * m)
     return x

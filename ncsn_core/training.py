@@ -189,7 +189,8 @@ def preview_samples(model: ScoreModel, cfg: Config, n: int, seed: int, max_steps
     device = model.sigmas.device
     shape = (n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     x = drain(annealed_langevin(model, model.sigmas, shape, step_lr, t, seed=seed, init=cfg.sample.init,
-                                denoise=True, yield_every=t, device=device))
+                                denoise=True, yield_every=t, device=device,
+                                variance_correction=cfg.sample.variance_correction))
     return x.clamp(0, 1)
 
 

@@ -37,6 +37,7 @@ class InpaintSettings:
     n_steps_each: int = 20
     denoise: bool = True
     init: str = "uniform"
+    variance_correction: float = 0.0
 
 
 def inpaint_job(model: Any, image: np.ndarray, known: np.ndarray, s: InpaintSettings) -> Callable:
@@ -51,7 +52,8 @@ def inpaint_job(model: Any, image: np.ndarray, known: np.ndarray, s: InpaintSett
         img = torch.from_numpy(image).to(device)[None].expand(s.n, -1, -1, -1).contiguous()
         m = torch.from_numpy(known).to(device)[None, None]
         return inpaint(model, model.sigmas, img, m, s.step_lr, s.n_steps_each, seed=s.seed, init=s.init,
-                       denoise=s.denoise, yield_every=max(1, min(10, s.n_steps_each // 5)))
+                       denoise=s.denoise, yield_every=max(1, min(10, s.n_steps_each // 5)),
+                       variance_correction=s.variance_correction)
     return make_gen
 
 
@@ -633,9 +635,11 @@ class InpaintTab(QWidget):
 
     # --- run ----------------------------------------------------------------------------------
     def settings(self) -> InpaintSettings:
-        init = self._info.config.sample.init if self._info and self._info.config is not None else "uniform"
+        sample = self._info.config.sample if self._info and self._info.config is not None else None
         return InpaintSettings(n=self.n_spin.value(), seed=self.seed_spin.value(), step_lr=self.step_lr_spin.value(),
-                               n_steps_each=self.t_spin.value(), denoise=self.denoise_check.isChecked(), init=init)
+                               n_steps_each=self.t_spin.value(), denoise=self.denoise_check.isChecked(),
+                               init=sample.init if sample else "uniform",
+                               variance_correction=sample.variance_correction if sample else 0.0)
 
     def _why_not_runnable(self) -> Optional[str]:
         if self._model is None:
@@ -766,7 +770,8 @@ class InpaintTab(QWidget):
         row = np.concatenate([r["original"][None], r["occluded"][None], r["completions"]])
         info = self._info
         meta = {"checkpoint": info.path or info.source, "step": info.step, "seed": s.seed, "step_lr": s.step_lr,
-                "n_steps_each": s.n_steps_each, "denoise": s.denoise, "init": s.init, "n": s.n,
+                "n_steps_each": s.n_steps_each, "denoise": s.denoise, "init": s.init,
+                "variance_correction": s.variance_correction, "n": s.n,
                 "image": r["meta"]["image"], "fill_pixels": r["meta"]["fill_pixels"],
                 "layout": "original, occluded, then completions", "known_pixels": "pasted from the original",
                 "config": info.config.to_dict() if info.config is not None else None}

@@ -134,7 +134,8 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
     every = s.yield_every or max(1, s.n_steps_each // 4)
     strip, chain = LevelStrip(min(s.n, 8)), ChainRecorder(min(s.n, 16), nrow=4, max_frames=s.gif_max_frames)
     gen = annealed_langevin(score_net, sigmas, shape, s.step_lr, s.n_steps_each, seed=s.seed, init=cfg.sample.init,
-                            denoise=s.denoise, yield_every=every, device=torch.device("cpu"))
+                            denoise=s.denoise, yield_every=every, device=torch.device("cpu"),
+                            variance_correction=cfg.sample.variance_correction)
     if first == "stop":  # stopped before the chain began
         return None
     x, completed, cmd = None, False, None

@@ -6,7 +6,7 @@ import torch
 
 from ncsn_core.losses import dsm_loss, loss_per_level, ssm_loss
 from ncsn_core.noise import check_sigma_end, geometric_sigmas, suggest_sigma_begin
-from ncsn_core.sampling import annealed_langevin, drain, inpaint, langevin, langevin_step, step_sizes
+from ncsn_core.sampling import annealed_langevin, drain, inpaint, langevin, langevin_step, noise_scales, step_sizes
 
 
 def test_geometric_ladder_is_descending_with_constant_ratio():
@@ -142,6 +142,31 @@ def test_plain_langevin_samples_a_gaussian():
     x = drain(langevin(lambda x: -x, x0, 0.05, 400, seed=0, yield_every=400))
     assert float(x.mean()) == pytest.approx(0.0, abs=0.08)
     assert float(x.std()) == pytest.approx(1.0, abs=0.08)
+
+
+@pytest.mark.parametrize("kappa, expected_var", [(0.0, 1 / (1 - 0.25)), (0.5, (1 - 0.125) / (1 - 0.25)), (1.0, 1.0)])
+def test_variance_correction_sets_the_stationary_variance(kappa, expected_var):
+    # Gaussian target N(0, sigma_i^2) at every level (exact score -x/sigma_i^2). step_lr = sigma_L^2 makes
+    # alpha_i / (4 sigma_i^2) = 0.25: the paper's update settles at sigma_i^2 / 0.75; kappa = 1 is exact.
+    sigmas = torch.tensor([1.0, 0.5])
+    net = lambda x, lab: -x / sigmas[lab].view(-1, 1) ** 2
+    x = drain(annealed_langevin(net, sigmas, (20000, 1), step_lr=0.25, n_steps_each=60, seed=0, init="gaussian",
+                                variance_correction=kappa, yield_every=60))
+    assert float(x.var()) / 0.5 ** 2 == pytest.approx(expected_var, rel=0.04)
+
+
+def test_noise_scales_and_their_bounds():
+    sigmas = torch.tensor([1.0, 0.1, 0.01])
+    alphas = step_sizes(sigmas, 5e-5)  # alpha_i / (4 sigma_i^2) = 5e-5 / 4e-4 = 0.125 at every level
+    assert torch.allclose(noise_scales(sigmas, alphas, 0.0), torch.ones(3))
+    assert torch.allclose(noise_scales(sigmas, alphas, 1.0), torch.full((3,), math.sqrt(0.875)))
+    assert torch.equal(noise_scales(sigmas, step_sizes(sigmas, 1e-2), 1.0), torch.zeros(3))  # floored, not NaN
+    with pytest.raises(ValueError, match=r"variance_correction=1.5 must be in \[0, 1\]"):
+        noise_scales(sigmas, alphas, 1.5)
+    net = lambda x, lab: -x
+    paper = drain(annealed_langevin(net, sigmas, (3, 2), 5e-5, 4, seed=1))
+    assert torch.equal(paper, drain(annealed_langevin(net, sigmas, (3, 2), 5e-5, 4, seed=1, variance_correction=0.0)))
+    assert not torch.equal(paper, drain(annealed_langevin(net, sigmas, (3, 2), 5e-5, 4, seed=1, variance_correction=1.0)))
 
 
 def test_inpaint_keeps_known_pixels_equal_to_y_at_every_step():

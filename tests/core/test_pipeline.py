@@ -182,7 +182,7 @@ def test_cli_end_to_end_train_sample_inpaint_info(tmp_path, capsys):
                  str(tmp_path / "s.png"), "--level-strip", str(tmp_path / "strip.png"), "--gif", str(tmp_path / "c.gif"),
                  "--json", "--quiet"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["step"] == 4 and res["n_steps_each"] == 2
+    assert res["step"] == 4 and res["n_steps_each"] == 2 and res["variance_correction"] == 0.0
     with Image.open(tmp_path / "s.png") as im:
         assert im.size == (2 * 30 + 2, 2 * 30 + 2)
     with Image.open(tmp_path / "c.gif") as im:
@@ -230,6 +230,9 @@ def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):
     assert "--n must be >= 1" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", str(ck), "--out", str(tmp_path / "o.txt"), "--n-steps-each", "1"]) == 2
     assert ".png" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", "--checkpoint", str(ck), "--out", str(tmp_path / "o.png"), "--variance-correction", "2"])
+    assert exit_.value.code == 2 and "'2' is not a number in [0, 1]" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "config.json" in capsys.readouterr().err
     assert main(["train", "--device", "cuda:7", "--run-dir", str(tmp_path / "r"), "--n-iters", "1"]) in (0, 2)
