@@ -148,7 +148,8 @@ def test_eval_json_on_a_tiny_checkpoint(tiny_checkpoint, capsys):
     assert DOCUMENTED_KEYS <= set(res)
     assert res["n"] == 8 and res["step"] == 7 and res["metric_kind"] == "digits"
     assert res["sampler"] == {"step_lr": 5e-05, "n_steps_each": 1, "L": 2, "sigma_begin": 1.0, "sigma_end": 0.01,
-                              "denoise": True, "ema": False, "init": "gaussian", "batch_size": 250}
+                              "denoise": True, "ema": False, "init": "gaussian", "variance_correction": 0.0,
+                              "batch_size": 250}
     assert "n=8" in res["label"] and "n_steps_each=1" in res["label"]
     assert sum(res["class_counts"]) == 8 and len(res["dsm_loss_per_level"]) == 2
     assert res["fid_ratio"] == pytest.approx(res["fid_classifier"] / res["fid_real_vs_real"])
