@@ -51,6 +51,7 @@ def save_checkpoint(path: Path, config: Config, step: int, model: torch.nn.Modul
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "rng": {"torch": torch.get_rng_state()},
         "extra": extra or {},
+        "data_mean": getattr(model, "data_mean", None),
     }
     atomic_save(state, Path(path))
     return Path(path)
@@ -102,6 +103,8 @@ def load_checkpoint(path: Path, device="cpu", use_ema: bool = True) -> Loaded:
         first = str(e).splitlines()[0]
         raise CheckpointError(f"{state['_path']}: the weights do not fit the {config.model.arch} architecture its "
                               f"config describes ({first}); the file was edited or comes from another program") from e
+    if state.get("data_mean") is not None:
+        model.data_mean = state["data_mean"].float()
     model.to(device).eval()
     return Loaded(model, config, int(state["step"]), Path(state["_path"]), state, bool(use_ema and state.get("ema")))
 

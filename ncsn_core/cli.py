@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .config import Config, ConfigError, PRESETS, get_preset
+from .config import INITS, Config, ConfigError, PRESETS, get_preset
 
 BUILTIN_MODEL = Path(__file__).resolve().parent.parent / "resources" / "models" / "mnist-cpu.pt"
 
@@ -64,8 +64,11 @@ def _device(args):
         raise UserError(str(e)) from e
 
 
-def _sample_settings(args, cfg: Config) -> dict:
+def _sample_settings(args, cfg: Config, model) -> dict:
     s = cfg.sample
+    if (args.init or s.init) == "data-mean" and model.data_mean is None:
+        raise UserError("this checkpoint holds no data mean image (saved before NCSN Studio recorded it), so "
+                        "the 'data-mean' start is unavailable: pass --init gaussian")
     return {"step_lr": args.step_lr if args.step_lr is not None else s.step_lr,
             "n_steps_each": args.n_steps_each if args.n_steps_each is not None else s.n_steps_each,
             "denoise": s.denoise if args.denoise is None else args.denoise,
@@ -178,12 +181,12 @@ def cmd_sample(args) -> int:
     cfg = ld.config
     if cfg.model.arch == "mlp":
         raise UserError("this checkpoint is a 2-D toy model: use `ncsn toy` for it")
-    s = _sample_settings(args, cfg)
+    s = _sample_settings(args, cfg, ld.model)
     shape = (args.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     t0 = time.perf_counter()
     gen = annealed_langevin(ld.model, ld.model.sigmas, shape, s["step_lr"], s["n_steps_each"], seed=args.seed,
                             init=s["init"], denoise=s["denoise"], yield_every=max(1, s["n_steps_each"] // 4),
-                            device=device, variance_correction=s["variance_correction"])
+                            device=device, variance_correction=s["variance_correction"], init_mean=ld.model.data_mean)
     strip = LevelStrip(min(args.n, 8)) if args.level_strip else None
     chain = ChainRecorder(min(args.n, 16), nrow=4) if args.gif else None
     sinks = [k for k in (strip, chain) if k is not None]
@@ -238,11 +241,11 @@ def cmd_inpaint(args) -> int:
     if orig != (size, size) and not args.json:
         print(f"note: resized the {orig[0]}x{orig[1]} image and mask to the model's {size}x{size}", file=sys.stderr)
     mask = (mask > 0.5).float()  # white = keep (known pixel)
-    s = _sample_settings(args, cfg)
+    s = _sample_settings(args, cfg, ld.model)
     images = image[None].expand(args.n, -1, -1, -1).to(device)
     gen = inpaint(ld.model, ld.model.sigmas, images, mask[None].to(device), s["step_lr"], s["n_steps_each"],
                   seed=args.seed, init=s["init"], denoise=s["denoise"], yield_every=max(1, s["n_steps_each"] // 4),
-                  variance_correction=s["variance_correction"])
+                  variance_correction=s["variance_correction"], init_mean=ld.model.data_mean)
     x = _drain_with_progress(gen, cfg.noise.num_classes * s["n_steps_each"], "inpaint", not args.json and not args.quiet)
     occluded = image * mask
     meta = {"checkpoint": str(ld.path), "step": ld.step, "seed": args.seed, **s, "image": str(args.image),
@@ -330,8 +333,9 @@ def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None
                    help=f"final step x + sigma_L^2 s(x, sigma_L){config_default}")
     p.add_argument("--no-denoise", dest="denoise", action="store_false")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
-    p.add_argument("--init", choices=("uniform", "gaussian"),
-                   help=f"start of the chain: uniform in [0, 1) (the paper) or N(0, sigma_1^2){config_default}")
+    p.add_argument("--init", choices=INITS,
+                   help="start of the chain: uniform in [0, 1) (the paper), N(0, sigma_1^2 I), or N(data mean, "
+                        f"sigma_1^2 I){config_default}")
     p.add_argument("--variance-correction", type=_unit_interval, metavar="KAPPA",
                    help="0..1: shrink the Langevin noise so that this fraction of the update's excess stationary "
                         f"variance (1/(1 - eps/(4 sigma_L^2)) - 1) is removed; 0 = the paper{config_default}")

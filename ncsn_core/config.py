@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 ARCHS = ("refinenet", "compact", "mlp")
 LOSSES = ("dsm", "ssm", "ssm_vr")
-INITS = ("uniform", "gaussian")
+INITS = ("uniform", "gaussian", "data-mean")
 
 
 class ConfigError(ValueError):

@@ -367,6 +367,17 @@ def split_holdout(data, holdout: int, split: str):
     return data.subset(start, stop, f"{data.name}[{split}]")
 
 
+def mean_image(data, max_images: int = 10000, batch_size: int = 1000) -> torch.Tensor:
+    """The mean image (C, H, W) of an image set (TensorImageSet, LazyImageSet, ...), over at most max_images
+    evenly spaced examples (a mean needs no more, and a large folder would otherwise be read in full)."""
+    n = len(data)
+    if n == 0:
+        raise DataError("the data set is empty: no mean image")
+    idx = torch.linspace(0, n - 1, min(n, max_images)).round().long().unique()
+    total = sum(data.get_batch(chunk).double().sum(0) for chunk in idx.split(batch_size))
+    return (total / len(idx)).float()
+
+
 def load_dataset(cfg: DataConfig, split: str = "train"):
     """The image set a DataConfig names (see DataConfig.dataset), with its last cfg.holdout examples kept out
     of split 'train' and returned alone by split 'holdout' ('all': everything). Images come out as

@@ -49,7 +49,7 @@ def sample_batches(model, shape: tuple, n: int, seed: int, step_lr: float, n_ste
         bs = min(batch_size, n - b * batch_size)
         gen = annealed_langevin(model, model.sigmas, (bs, *shape), step_lr, n_steps_each, seed=g, init=init,
                                 denoise=denoise, yield_every=max(1, n_steps_each // 4), device=device,
-                                variance_correction=variance_correction)
+                                variance_correction=variance_correction, init_mean=model.data_mean)
         try:
             while True:
                 st = next(gen)
@@ -212,6 +212,9 @@ def _settings(ld, step_lr: Optional[float], n_steps_each: Optional[int], denoise
            "denoise": bool(s.denoise if denoise is None else denoise), "ema": ld.used_ema, "init": init or s.init,
            "variance_correction": float(s.variance_correction if variance_correction is None else variance_correction),
            "batch_size": int(batch_size)}
+    if out["init"] == "data-mean" and ld.model.data_mean is None:
+        raise M.MetricsError("this checkpoint holds no data mean image (saved before NCSN Studio recorded it), so "
+                             "the 'data-mean' start is unavailable: pass --init gaussian")
     if out["step_lr"] <= 0 or out["n_steps_each"] < 1:
         raise M.MetricsError(f"step_lr={out['step_lr']} must be > 0 and n_steps_each={out['n_steps_each']} >= 1")
     return out

@@ -53,14 +53,24 @@ def make_generator(seed: Seed, device) -> torch.Generator:
 
 
 def initial_noise(shape: Sequence[int], init: str, generator: torch.Generator, device,
-                  sigma_1: float = 1.0) -> torch.Tensor:
-    """Start of the chain: 'uniform' in [0, 1) as the paper's image sampler, or 'gaussian' N(0, sigma_1^2),
-    close to the top level's perturbed data p_{sigma_1} when sigma_1 dominates the data's spread."""
+                  sigma_1: float = 1.0, mean: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Start of the chain: 'uniform' in [0, 1) as the paper's image sampler; 'gaussian' N(0, sigma_1^2 I);
+    'data-mean' N(mean, sigma_1^2 I) with `mean` the training data's mean image (C, H, W), which matches the
+    mean of the top level's perturbed data p_{sigma_1}. A zero-mean start sits nearest the digits with the
+    least ink and, when sigma_1 is too small for the chain to mix between classes, over-produces them."""
     if init == "uniform":
         return torch.rand(tuple(shape), generator=generator, device=device)
-    if init == "gaussian":
-        return sigma_1 * torch.randn(tuple(shape), generator=generator, device=device)
-    raise ValueError(f"unknown init {init!r}: choose 'uniform' or 'gaussian'")
+    if init in ("gaussian", "data-mean"):
+        x = sigma_1 * torch.randn(tuple(shape), generator=generator, device=device)
+        if init == "gaussian":
+            return x
+        if mean is None:
+            raise ValueError("init 'data-mean' needs the training data's mean image, which this checkpoint does "
+                             "not hold (saved before NCSN Studio recorded it): use init 'gaussian' or 'uniform'")
+        if tuple(mean.shape) != tuple(shape[1:]):
+            raise ValueError(f"the data mean has shape {tuple(mean.shape)}, the samples {tuple(shape[1:])}")
+        return x + mean.to(device=device, dtype=x.dtype)
+    raise ValueError(f"unknown init {init!r}: choose 'uniform', 'gaussian' or 'data-mean'")
 
 
 def step_sizes(sigmas: torch.Tensor, step_lr: float) -> torch.Tensor:
@@ -137,15 +147,16 @@ def langevin(score_fn: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
 def annealed_langevin(score_net: ScoreNet, sigmas: torch.Tensor, shape: Sequence[int], step_lr: float,
                       n_steps_each: int, seed: Seed = 0, init: str = "uniform", x0: Optional[torch.Tensor] = None,
                       denoise: bool = False, yield_every: int = 10, device=None, variance_correction: float = 0.0,
+                      init_mean: Optional[torch.Tensor] = None,
                       ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
     """Algorithm 1: levels from sigma_1 (largest) to sigma_L, n_steps_each steps each.
 
-    shape: (B, C, H, W) or (B, D); x0 overrides the uniform/gaussian start. With denoise, one final
+    shape: (B, C, H, W) or (B, D); x0 overrides the `init` start (init_mean: the data mean for 'data-mean'). With denoise, one final
     step x + sigma_L^2 * s(x, L) (Tweedie's formula) is yielded as an extra final state.
     """
     device = device or (x0.device if x0 is not None else sigmas.device)
     g = make_generator(seed, device)
-    x = x0.to(device) if x0 is not None else initial_noise(shape, init, g, device, float(sigmas[0]))
+    x = x0.to(device) if x0 is not None else initial_noise(shape, init, g, device, float(sigmas[0]), init_mean)
     score_at = _level_score(score_net, x.shape[0], device)
     sig = sigmas.to(device)
     alphas = step_sizes(sig, step_lr)
@@ -180,7 +191,8 @@ def _finish(chain, denoise: bool, score_at, sigmas: torch.Tensor, post: Optional
 
 def inpaint(score_net: ScoreNet, sigmas: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, step_lr: float,
             n_steps_each: int, seed: Seed = 0, init: str = "uniform", denoise: bool = False, yield_every: int = 10,
-            variance_correction: float = 0.0) -> Generator[LangevinState, Optional[str], torch.Tensor]:
+            variance_correction: float = 0.0, init_mean: Optional[torch.Tensor] = None,
+            ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
     """Algorithm 2: annealed Langevin where the known pixels follow the data's noisy path.
 
     image: (B, C, H, W) in [0, 1]; mask: broadcastable to image, 1 = known pixel (kept), 0 = to fill.
@@ -191,7 +203,7 @@ def inpaint(score_net: ScoreNet, sigmas: torch.Tensor, image: torch.Tensor, mask
     g = make_generator(seed, device)
     m = mask.to(device=device, dtype=image.dtype).expand_as(image)
     sig = sigmas.to(device)
-    x = initial_noise(image.shape, init, g, device, float(sig[0]))
+    x = initial_noise(image.shape, init, g, device, float(sig[0]), init_mean)
     y_level: dict = {}
 
     def project(x: torch.Tensor, i: int, start: bool) -> torch.Tensor:

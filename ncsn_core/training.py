@@ -15,7 +15,7 @@ import torch
 
 from .checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints, read_state, save_checkpoint
 from .config import Config
-from .data import load_dataset, preprocess
+from .data import load_dataset, mean_image, preprocess
 from .losses import compute_loss, loss_per_level
 from .models import ScoreModel, build_model
 from .sampling import annealed_langevin, drain
@@ -189,7 +189,7 @@ def preview_samples(model: ScoreModel, cfg: Config, n: int, seed: int, max_steps
     device = model.sigmas.device
     shape = (n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     x = drain(annealed_langevin(model, model.sigmas, shape, step_lr, t, seed=seed, init=cfg.sample.init,
-                                denoise=True, yield_every=t, device=device,
+                                denoise=True, yield_every=t, device=device, init_mean=model.data_mean,
                                 variance_correction=cfg.sample.variance_correction))
     return x.clamp(0, 1)
 
@@ -210,6 +210,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     data = dataset if dataset is not None else load_dataset(cfg.data)
     torch.manual_seed(tc.seed)
     model = build_model(cfg).to(dev)
+    model.data_mean = mean_image(data).to(dev)  # for the 'data-mean' chain start; saved with every checkpoint
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
     ema = EMA(model, tc.ema_rate) if tc.ema_rate else None
     step = 0
@@ -306,6 +307,7 @@ def _preview(model: ScoreModel, ema: Optional[EMA], cfg: Config) -> np.ndarray:
     if ema is not None:
         net = build_model(cfg).to(model.sigmas.device)
         net.load_state_dict(ema.shadow)
+        net.data_mean = model.data_mean
     net.eval()
     imgs = preview_samples(net, cfg, cfg.train.n_preview, seed=cfg.train.seed)
     model.train()

@@ -53,7 +53,7 @@ def inpaint_job(model: Any, image: np.ndarray, known: np.ndarray, s: InpaintSett
         m = torch.from_numpy(known).to(device)[None, None]
         return inpaint(model, model.sigmas, img, m, s.step_lr, s.n_steps_each, seed=s.seed, init=s.init,
                        denoise=s.denoise, yield_every=max(1, min(10, s.n_steps_each // 5)),
-                       variance_correction=s.variance_correction)
+                       variance_correction=s.variance_correction, init_mean=model.data_mean)
     return make_gen
 
 

@@ -135,7 +135,7 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
     strip, chain = LevelStrip(min(s.n, 8)), ChainRecorder(min(s.n, 16), nrow=4, max_frames=s.gif_max_frames)
     gen = annealed_langevin(score_net, sigmas, shape, s.step_lr, s.n_steps_each, seed=s.seed, init=cfg.sample.init,
                             denoise=s.denoise, yield_every=every, device=torch.device("cpu"),
-                            variance_correction=cfg.sample.variance_correction)
+                            variance_correction=cfg.sample.variance_correction, init_mean=ld.model.data_mean)
     if first == "stop":  # stopped before the chain began
         return None
     x, completed, cmd = None, False, None

@@ -24,6 +24,9 @@ class ScoreModel(nn.Module):
         super().__init__()
         self.net = net
         self.register_buffer("sigmas", sigmas.clone().float())
+        # the training data's mean image (C, H, W) for the 'data-mean' chain start; kept in the checkpoint
+        # beside the weights (not in state_dict, so checkpoints from before it existed still load)
+        self.register_buffer("data_mean", None, persistent=False)
         self.scale_by_sigma = scale_by_sigma
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -256,3 +256,12 @@ def test_toy_points_pass_through():
     pts = torch.randn(10, 2)
     assert torch.equal(preprocess(pts, DataConfig(channels=2, dequantize=True, random_flip=True)), pts)
     assert isinstance(load_dataset(DataConfig(dataset="toy", channels=2)), TensorImageSet)
+
+
+def test_mean_image_over_an_evenly_spaced_subset():
+    from ncsn_core.data import DataError, TensorImageSet, mean_image
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous() * 20
+    assert torch.allclose(mean_image(TensorImageSet(images)), torch.full((1, 2, 2), 90 / 255))
+    assert torch.allclose(mean_image(TensorImageSet(images), max_images=2, batch_size=1), torch.full((1, 2, 2), 90 / 255))
+    with pytest.raises(DataError, match="empty"):
+        mean_image(TensorImageSet(images[:0]))

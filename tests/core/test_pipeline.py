@@ -93,7 +93,7 @@ def test_nan_guard_names_step_and_level_and_keeps_last_good_checkpoint(tmp_path)
             self.calls += 1
             return x
     data = Poisoned(images)
-    data.calls = 0
+    data.calls = -1  # train() first reads the set once for its mean image
     cfg = tiny_cfg(n_iters=10)
     fin = run_to_end(train(cfg, tmp_path / "r", dataset=data))
     assert fin.reason == "diverged"
@@ -247,3 +247,27 @@ def test_batches_have_batch_size_and_cover_each_epoch_once():
     for e in range(4):
         assert sorted(flat[e * n:(e + 1) * n].tolist()) == list(range(n))
     assert torch.equal(batch_indices(7, bs, n, seed=3), batches[7])  # pure function of (seed, step)
+
+
+def test_checkpoints_carry_the_data_mean_for_the_data_mean_start(tmp_path, capsys):
+    images = torch.zeros(40, 1, 28, 28, dtype=torch.uint8)
+    images[:, :, 10:18, 12:16] = 255  # every digit the same bar: mean image = the bar
+    cfg = tiny_cfg(n_iters=3).override("sample", init="data-mean", step_lr=1e-9, n_steps_each=1)
+    run_to_end(train(cfg, tmp_path / "r", dataset=TensorImageSet(images)))
+    ld = load_checkpoint(tmp_path / "r")
+    assert torch.equal(ld.model.data_mean, images[0].float() / 255)
+    # the chain starts at N(data mean, sigma_1^2): with negligible steps the sample mean is the bar
+    assert main(["sample", "--checkpoint", str(tmp_path / "r"), "--n", "400", "--no-denoise", "--out",
+                 str(tmp_path / "s.npy"), "--quiet"]) == 0
+    x = torch.from_numpy(np.load(tmp_path / "s.npy")).float()  # clamped to [0, 1]: compare the bar's pixels
+    assert float(x[:, 0, 10:18, 12:16].mean()) > 0.6 and float(x[:, 0, :8].mean()) < 0.4  # N(1, 1), N(0, 1) clamped
+    # a checkpoint saved before data means were recorded: a clear refusal, not a crash
+    old = read_state(tmp_path / "r")
+    old.pop("data_mean")
+    old.pop("_path")
+    torch.save(old, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt").model.data_mean is None
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", str(tmp_path / "old.pt"), "--out", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert "no data mean image" in err and "--init gaussian" in err
