@@ -16,7 +16,9 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
 
 from ncsn_core.cli import BUILTIN_MODEL
 
+from . import jobs
 from .controller import RunController
+from .sample_tab import init_choice, make_init_combo, make_kappa_spin, set_init_choices
 from .widgets.checkpoint_picker import CheckpointPicker
 from .widgets.mask_canvas import MaskEditor
 
@@ -30,7 +32,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @dataclass(frozen=True)
 class InpaintSettings:
-    """Algorithm 2 settings in the paper's notation (alpha_i = step_lr * sigma_i^2 / sigma_L^2)."""
+    """Algorithm 2 settings in the paper's notation (alpha_i = step_lr * sigma_i^2 / sigma_L^2). init: the start
+    of the unknown pixels ('uniform', 'gaussian', 'data-mean'); variance_correction: kappa in [0, 1]
+    (ncsn_core.sampling); the tab fills both from its controls, which load the checkpoint config's values."""
     n: int = 4
     seed: int = 0
     step_lr: float = 5e-5
@@ -49,11 +53,13 @@ def inpaint_job(model: Any, image: np.ndarray, known: np.ndarray, s: InpaintSett
         import torch
         from ncsn_core.sampling import inpaint
         device = model.sigmas.device
+        mean = getattr(model, "data_mean", None)  # None: a checkpoint saved before the mean was recorded
+        jobs.check_start(s.init, s.variance_correction, mean is not None)
         img = torch.from_numpy(image).to(device)[None].expand(s.n, -1, -1, -1).contiguous()
         m = torch.from_numpy(known).to(device)[None, None]
         return inpaint(model, model.sigmas, img, m, s.step_lr, s.n_steps_each, seed=s.seed, init=s.init,
                        denoise=s.denoise, yield_every=max(1, min(10, s.n_steps_each // 5)),
-                       variance_correction=s.variance_correction, init_mean=model.data_mean)
+                       variance_correction=s.variance_correction, init_mean=mean)
     return make_gen
 
 
@@ -349,6 +355,9 @@ class InpaintTab(QWidget):
         self.t_spin.setRange(1, 1000)
         self.t_spin.setValue(20)
         self.t_spin.setToolTip("T: Langevin steps per noise level (n_steps_each)")
+        self.init_combo = make_init_combo(self)
+        self.init_combo.currentIndexChanged.connect(self._on_settings_changed)
+        self.kappa_spin = make_kappa_spin(self)
         self.denoise_check = QCheckBox("Denoise the last step", self)
         self.denoise_check.setToolTip("One extra step x + σ_L²·s(x, σ_L) (Tweedie); the known pixels are then "
                                       "reset to the clean image")
@@ -358,6 +367,8 @@ class InpaintTab(QWidget):
         ls.addRow("Seed", self.seed_spin)
         ls.addRow("Step ε (step_lr)", self.step_lr_spin)
         ls.addRow("Steps per level T", self.t_spin)
+        ls.addRow("Start", self.init_combo)
+        ls.addRow("Variance correction κ", self.kappa_spin)
         ls.addRow(self.denoise_check)
         self.run_button = QPushButton("Run inpainting", self)
         self.run_button.setDefault(True)
@@ -460,6 +471,8 @@ class InpaintTab(QWidget):
         self.step_lr_spin.setValue(s.step_lr)
         self.t_spin.setValue(s.n_steps_each)
         self.denoise_check.setChecked(bool(s.denoise))
+        set_init_choices(self.init_combo, s.init, self._has_data_mean())
+        self.kappa_spin.setValue(float(s.variance_correction))
         sig = self._info.sigmas
         step_txt = f", step {step:,}" if step is not None else ""
         self.model_label.setText(f"<b>{source}</b>{step_txt}<br>{config.model.arch}, "
@@ -626,6 +639,9 @@ class InpaintTab(QWidget):
             return
         self.editor.canvas.set_mask(fill, name)
 
+    def _on_settings_changed(self, *_args) -> None:
+        self._on_mask_changed()  # the same refresh: Run's state and the reason it is off
+
     def _on_mask_changed(self) -> None:
         if not self._running:
             self._update_buttons()
@@ -635,11 +651,12 @@ class InpaintTab(QWidget):
 
     # --- run ----------------------------------------------------------------------------------
     def settings(self) -> InpaintSettings:
-        sample = self._info.config.sample if self._info and self._info.config is not None else None
         return InpaintSettings(n=self.n_spin.value(), seed=self.seed_spin.value(), step_lr=self.step_lr_spin.value(),
                                n_steps_each=self.t_spin.value(), denoise=self.denoise_check.isChecked(),
-                               init=sample.init if sample else "uniform",
-                               variance_correction=sample.variance_correction if sample else 0.0)
+                               init=init_choice(self.init_combo), variance_correction=self.kappa_spin.value())
+
+    def _has_data_mean(self) -> bool:
+        return getattr(self._model, "data_mean", None) is not None
 
     def _why_not_runnable(self) -> Optional[str]:
         if self._model is None:
@@ -648,6 +665,10 @@ class InpaintTab(QWidget):
             return "No image: open one or pick a digit."
         if not self.editor.canvas.mask().any():
             return "Nothing to fill: paint over the pixels to fill (or pick a Quick mask)."
+        try:
+            jobs.check_start(init_choice(self.init_combo), self.kappa_spin.value(), self._has_data_mean())
+        except ValueError as e:
+            return f"{str(e)[0].upper()}{str(e)[1:]}."
         return None
 
     def run(self) -> bool:
@@ -751,8 +772,9 @@ class InpaintTab(QWidget):
         caps = ["original", "occluded"] + [f"completion {k + 1}" for k in range(len(completions))]
         self.result_view.set_images(tiles, caps)
         s = self._run_settings
-        self.result_note.setText(f"seed {s.seed}, ε = {s.step_lr:g}, T = {s.n_steps_each}, "
-                                 f"denoise {'on' if s.denoise else 'off'}; known pixels pasted from the original.")
+        self.result_note.setText(f"seed {s.seed}, ε = {s.step_lr:g}, T = {s.n_steps_each}, start {s.init}, "
+                                 f"κ = {s.variance_correction:g}, denoise {'on' if s.denoise else 'off'}; "
+                                 f"known pixels pasted from the original.")
         self._update_buttons()
 
     def results(self) -> Optional[dict]:
@@ -828,7 +850,7 @@ class InpaintTab(QWidget):
         self.run_button.setEnabled(not busy and why is None)
         self.run_button.setToolTip(why or "Run Algorithm 2 on the painted region")
         self.stop_button.setEnabled(self._running and self.controller.state in ("running", "paused"))
-        for w in (self.picker, self.n_spin, self.seed_spin,
-                  self.step_lr_spin, self.t_spin, self.denoise_check):
+        for w in (self.picker, self.n_spin, self.seed_spin, self.step_lr_spin, self.t_spin, self.init_combo,
+                  self.kappa_spin, self.denoise_check):
             w.setEnabled(not busy)
         self.export_button.setEnabled(self._results is not None and not busy)

@@ -3,6 +3,7 @@ so everything torch (loading, sampling, recording exports, classifying) happens 
 only numbers and numpy arrays reach the widgets."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ import numpy as np
 # --- checkpoints ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """What the UI needs to know about a checkpoint: its config (dict), ladder and image shape."""
+    """What the UI needs to know about a checkpoint: its config (dict), ladder and image shape.
+    has_data_mean: whether it holds the training data's mean image (needed by the 'data-mean' chain start;
+    checkpoints saved before NCSN Studio recorded it do not)."""
     path: str
     step: int
     config: dict
@@ -24,6 +27,7 @@ class CheckpointInfo:
     arch: str
     channels: int
     image_size: int
+    has_data_mean: bool = False
 
     @property
     def name(self) -> str:
@@ -39,15 +43,45 @@ def inspect_checkpoint(path: str) -> Generator[Any, Optional[str], CheckpointInf
     cfg = Config.from_dict(state["config"])
     return CheckpointInfo(state["_path"], int(state["step"]), cfg.to_dict(),
                           tuple(float(s) for s in sigmas_from_config(cfg.noise)), bool(state.get("ema")),
-                          cfg.model.arch, cfg.data.channels, cfg.data.image_size)
+                          cfg.model.arch, cfg.data.channels, cfg.data.image_size, state.get("data_mean") is not None)
     yield  # noqa: unreachable - makes this a generator, so it runs on the worker like the others
 
 
 # --- sampling ---------------------------------------------------------------------------------
+# The chain's start (ncsn_core.sampling.initial_noise): value, label in the UI, explanation.
+INIT_CHOICES = (
+    ("uniform", "uniform",
+     "x\u2080 ~ U[0, 1): uniform noise, the paper's start for its image sampler"),
+    ("gaussian", "gaussian",
+     "x\u2080 ~ N(0, \u03c3\u2081\u00b2 I): zero-mean Gaussian noise at the top level's scale"),
+    ("data-mean", "data mean",
+     "x\u2080 ~ N(\u03bc, \u03c3\u2081\u00b2 I), \u03bc the training data's mean image: the mean of the top "
+     "level's perturbed data. A zero-mean start sits nearest the digits with the least ink and, when \u03c3\u2081 "
+     "is too small for the chain to mix between classes, over-produces them"),
+)
+NO_DATA_MEAN = ("this checkpoint holds no training-data mean image (it was saved before NCSN Studio recorded "
+                "it): choose the uniform or gaussian start")
+KAPPA_TIP = ("Variance correction \u03ba: 0 = the paper's Alg. 1; 1 = the chain's stationary variance is exactly "
+             "\u03c3_i\u00b2 for a Gaussian target; removes the extra ink of the paper's update")
+
+
+def check_start(init: str, variance_correction: float, has_data_mean: bool) -> None:
+    """ValueError with a message for the user when the chain's start or kappa cannot be used."""
+    if init not in tuple(v for v, _, _ in INIT_CHOICES):
+        raise ValueError(f"unknown start {init!r}: choose " + ", ".join(lab for _, lab, _ in INIT_CHOICES))
+    if not 0.0 <= float(variance_correction) <= 1.0:
+        raise ValueError(f"variance correction \u03ba = {variance_correction} must be in [0, 1] (0 = the paper's "
+                         f"Alg. 1)")
+    if init == "data-mean" and not has_data_mean:
+        raise ValueError(f"start 'data mean' is not possible: {NO_DATA_MEAN}")
+
+
 @dataclass(frozen=True)
 class SampleSettings:
     """Annealed Langevin settings (Alg. 1 notation: alpha_i = step_lr * sigma_i^2 / sigma_L^2).
-    levels: indices into the model's own ladder (a subset, descending sigma); None = all levels."""
+    levels: indices into the model's own ladder (a subset, descending sigma); None = all levels.
+    init (the chain's start: 'uniform', 'gaussian', 'data-mean') and variance_correction (kappa in [0, 1]):
+    None = the checkpoint config's value (sample_job resolves them, see `resolved`)."""
     checkpoint: str
     n: int = 16
     seed: int = 0
@@ -59,11 +93,22 @@ class SampleSettings:
     yield_every: int = 0  # 0: about 4 frames per level
     gif_max_frames: int = 200
     classify: bool = True
+    init: Optional[str] = None
+    variance_correction: Optional[float] = None
+
+    def resolved(self, sample_config: Any) -> "SampleSettings":
+        """These settings with init / variance_correction taken from `sample_config` (a SampleConfig) where None."""
+        return dataclasses.replace(
+            self, init=sample_config.init if self.init is None else self.init,
+            variance_correction=float(sample_config.variance_correction if self.variance_correction is None
+                                      else self.variance_correction))
 
     def to_meta(self) -> dict:
+        """The settings for exported files; call on `resolved` settings so init / kappa are the values used."""
         return {"checkpoint": self.checkpoint, "n": self.n, "seed": self.seed, "step_lr": self.step_lr,
                 "n_steps_each": self.n_steps_each, "denoise": self.denoise, "ema": self.use_ema,
                 "levels": list(self.levels) if self.levels is not None else "all",
+                "init": self.init, "variance_correction": self.variance_correction,
                 "notation": "alpha_i = step_lr * sigma_i^2 / sigma_L^2; x <- x + alpha_i/2 * s + sqrt(alpha_i) * z"}
 
 
@@ -114,6 +159,8 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
     cfg = ld.config
     if cfg.model.arch == "mlp":
         raise ValueError(f"{ld.path} is a 2-D toy model: open it in the Toy 2-D lab tab instead")
+    s = s.resolved(cfg.sample)  # None = the checkpoint config's start / kappa; the meta names what was used
+    check_start(s.init, s.variance_correction, ld.model.data_mean is not None)
     all_sigmas = ld.model.sigmas
     levels = tuple(range(len(all_sigmas))) if s.levels is None else tuple(sorted(set(int(i) for i in s.levels)))
     if not levels or min(levels) < 0 or max(levels) >= len(all_sigmas):
@@ -126,16 +173,17 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
 
     alphas = step_sizes(sigmas, s.step_lr)
     info = CheckpointInfo(str(ld.path), ld.step, cfg.to_dict(), tuple(float(v) for v in all_sigmas),
-                          bool(ld.state.get("ema")), cfg.model.arch, cfg.data.channels, cfg.data.image_size)
+                          bool(ld.state.get("ema")), cfg.model.arch, cfg.data.channels, cfg.data.image_size,
+                          ld.model.data_mean is not None)
     first = yield SampleStarted(info, tuple(float(v) for v in sigmas), tuple(float(a) for a in alphas), levels,
                                 len(levels) * s.n_steps_each)
 
     shape = (s.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     every = s.yield_every or max(1, s.n_steps_each // 4)
     strip, chain = LevelStrip(min(s.n, 8)), ChainRecorder(min(s.n, 16), nrow=4, max_frames=s.gif_max_frames)
-    gen = annealed_langevin(score_net, sigmas, shape, s.step_lr, s.n_steps_each, seed=s.seed, init=cfg.sample.init,
+    gen = annealed_langevin(score_net, sigmas, shape, s.step_lr, s.n_steps_each, seed=s.seed, init=s.init,
                             denoise=s.denoise, yield_every=every, device=torch.device("cpu"),
-                            variance_correction=cfg.sample.variance_correction, init_mean=ld.model.data_mean)
+                            variance_correction=s.variance_correction, init_mean=ld.model.data_mean)
     if first == "stop":  # stopped before the chain began
         return None
     x, completed, cmd = None, False, None

@@ -7,9 +7,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider,
+                               QSplitter, QVBoxLayout, QWidget)
 
 from . import jobs, settings
 from .controller import IDLE, RUNNING, RunController
@@ -21,6 +21,53 @@ from .widgets.side_panel import side_panel
 from .worker import GeneratorWorker
 
 SPEEDS = [("0.5 levels/s", 0.5), ("1 level/s", 1.0), ("2 levels/s", 2.0), ("5 levels/s", 5.0)]
+
+
+# --- the chain's start and kappa: shared with the Inpaint tab -------------------------------------
+def make_init_combo(parent: Optional[QWidget] = None) -> QComboBox:
+    """The 'Start' combo: uniform / gaussian / data mean (item data: the sampler's init value), each item with
+    its explanation as tooltip; the combo's own tooltip explains the current choice."""
+    combo = QComboBox(parent)
+    for value, label, tip in jobs.INIT_CHOICES:
+        combo.addItem(label, value)
+        combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+    combo.currentIndexChanged.connect(lambda *_: _explain_init(combo))
+    _explain_init(combo)
+    return combo
+
+
+def _explain_init(combo: QComboBox) -> None:
+    tip = combo.itemData(combo.currentIndex(), Qt.ItemDataRole.ToolTipRole)
+    combo.setToolTip(f"Where the chain starts (x\u2080). {tip}" if tip else "Where the chain starts (x\u2080)")
+
+
+def set_init_choices(combo: QComboBox, init: str, has_data_mean: bool) -> None:
+    """Select `init` (the checkpoint config's start) and enable 'data mean' only when the checkpoint holds the
+    training data's mean image (else the item is greyed out with the reason as its tooltip)."""
+    for i, (value, _label, tip) in enumerate(jobs.INIT_CHOICES):
+        if value == "data-mean":
+            combo.model().item(i).setEnabled(has_data_mean)
+            combo.setItemData(i, tip if has_data_mean else f"Not available: {jobs.NO_DATA_MEAN}.",
+                              Qt.ItemDataRole.ToolTipRole)
+    idx = combo.findData(init)
+    combo.setCurrentIndex(idx if idx >= 0 else 0)
+    _explain_init(combo)  # the tooltip may have changed even when the index did not
+
+
+def init_choice(combo: QComboBox) -> str:
+    return str(combo.currentData())
+
+
+def make_kappa_spin(parent: Optional[QWidget] = None) -> QDoubleSpinBox:
+    """The 'Variance correction \u03ba' spin box: 0.00 to 1.00 in steps of 0.25."""
+    spin = QDoubleSpinBox(parent)
+    spin.setRange(0.0, 1.0)
+    spin.setDecimals(2)
+    spin.setSingleStep(0.25)
+    spin.setValue(0.0)
+    spin.setKeyboardTracking(False)
+    spin.setToolTip(jobs.KAPPA_TIP)
+    return spin
 
 
 class SampleTab(QWidget):
@@ -66,6 +113,8 @@ class SampleTab(QWidget):
                                      "code's step_lr = 2e-5 is \u03b5 = 4e-5 here.)")
         self.steps_edit = NumberEdit("T", 20, int, 1, 10_000)
         self.steps_edit.setToolTip("T = n_steps_each: Langevin steps per noise level")
+        self.init_combo = make_init_combo()
+        self.kappa_spin = make_kappa_spin()
         self.denoise_box = QCheckBox("Denoise the final samples (x + \u03c3_L\u00b2 s(x, \u03c3_L))")
         self.ema_box = QCheckBox("Use EMA weights when the checkpoint has them")
         self.ema_box.setChecked(True)
@@ -74,6 +123,8 @@ class SampleTab(QWidget):
         form.addRow("Seed", self.seed_edit)
         form.addRow("step_lr \u03b5", self.step_lr_edit)
         form.addRow("T (steps per level)", self.steps_edit)
+        form.addRow("Start", self.init_combo)
+        form.addRow("Variance correction \u03ba", self.kappa_spin)
         form.addRow(self.denoise_box)
         form.addRow(self.ema_box)
         self.alpha_label = QLabel()
@@ -183,6 +234,8 @@ class SampleTab(QWidget):
         self.stop_button.clicked.connect(self.stop)
         for w in (self.n_edit, self.seed_edit, self.step_lr_edit, self.steps_edit):
             w.textChanged.connect(self._validate)
+        self.init_combo.currentIndexChanged.connect(self._validate)
+        self.kappa_spin.valueChanged.connect(self._validate)
         self.level_list.itemChanged.connect(self._validate)
         self.all_levels_button.clicked.connect(lambda: self.select_levels(None))
         self.every2_button.clicked.connect(self._every_second_level)
@@ -230,6 +283,8 @@ class SampleTab(QWidget):
         self.step_lr_edit.set_value(s["step_lr"])
         self.steps_edit.set_value(s["n_steps_each"])
         self.denoise_box.setChecked(bool(s["denoise"]))
+        set_init_choices(self.init_combo, s["init"], info.has_data_mean)
+        self.kappa_spin.setValue(float(s["variance_correction"]))
         self.ema_box.setEnabled(info.has_ema)
         kind = "2-D toy model: use the Toy 2-D lab" if info.arch == "mlp" else \
             f"{info.channels} x {info.image_size} x {info.image_size} images"
@@ -279,10 +334,13 @@ class SampleTab(QWidget):
         if not levels:
             raise ValueError("check at least one noise level")
         all_levels = len(levels) == len(self.info.sigmas)
+        init = init_choice(self.init_combo)
+        jobs.check_start(init, self.kappa_spin.value(), self.info.has_data_mean)
         return jobs.SampleSettings(checkpoint=self.info.path, n=self.n_edit.value(), seed=self.seed_edit.value(),
                                    step_lr=self.step_lr_edit.value(), n_steps_each=self.steps_edit.value(),
                                    denoise=self.denoise_box.isChecked(), use_ema=self.ema_box.isChecked(),
-                                   levels=None if all_levels else tuple(levels))
+                                   levels=None if all_levels else tuple(levels), init=init,
+                                   variance_correction=self.kappa_spin.value())
 
     def _validate(self, *_args) -> None:
         try:
@@ -323,7 +381,7 @@ class SampleTab(QWidget):
         self.stop_button.setEnabled(st == RUNNING)
         idle = st == IDLE
         for w in (self.picker, self.n_edit, self.seed_edit, self.step_lr_edit, self.steps_edit, self.denoise_box,
-                  self.level_list, self.all_levels_button, self.every2_button):
+                  self.init_combo, self.kappa_spin, self.level_list, self.all_levels_button, self.every2_button):
             w.setEnabled(idle)
         self.ema_box.setEnabled(idle and self.info is not None and self.info.has_ema)
         has = self.result is not None
@@ -441,8 +499,9 @@ class SampleTab(QWidget):
             took = f"{result.seconds:.1f} s"
             self.level_status.setText(("Done" if result.completed else "Stopped") + f" in {took}: {len(result.x)} "
                                       f"samples, \u03b5 = {result.meta['step_lr']:g}, T = "
-                                      f"{result.meta['n_steps_each']}" + (", denoised" if result.meta["denoise"]
-                                                                          else ""))
+                                      f"{result.meta['n_steps_each']}, start {result.meta['init']}, \u03ba = "
+                                      f"{result.meta['variance_correction']:g}"
+                                      + (", denoised" if result.meta["denoise"] else ""))
             self.samples_ready.emit(result)
             self.status_message.emit("Sampling finished" if result.completed else "Sampling stopped")
         elif self.controller.last_error is None:

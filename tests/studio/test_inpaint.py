@@ -311,3 +311,66 @@ def test_a_toy_checkpoint_is_refused_with_a_reason(tab, tmp_path):
     ckpt = save_checkpoint(tmp_path / "toy.pt", cfg, 1, build_model(cfg))
     assert not tab.load_checkpoint(ckpt)
     assert "inpainting needs an image model" in tab.model_label.text()
+
+
+# --- the chain's start and the variance correction kappa ----------------------------------------
+def _combo_item(combo, value):
+    return combo.model().item(combo.findData(value))
+
+
+def test_start_and_kappa_follow_the_checkpoint_and_reach_the_job_and_the_export(qtbot, tab, tmp_path, monkeypatch):
+    import ncsn_core.sampling as sampling
+    model, cfg = _tiny()
+    cfg = cfg.override("sample", init="gaussian", variance_correction=0.5)
+    model.data_mean = torch.full((1, 28, 28), 0.13)
+    ckpt = save_checkpoint(tmp_path / "ckpt_00000003.pt", cfg, 3, model)
+    assert tab.load_checkpoint(ckpt)
+    assert tab.init_combo.currentData() == "gaussian" and tab.kappa_spin.value() == 0.5   # the config's values
+    assert _combo_item(tab.init_combo, "data-mean").isEnabled()                # the checkpoint holds a mean
+    assert "stationary variance is exactly" in tab.kappa_spin.toolTip()
+    assert (tab.settings().init, tab.settings().variance_correction) == ("gaussian", 0.5)
+
+    tab.init_combo.setCurrentIndex(tab.init_combo.findData("data-mean"))
+    tab.kappa_spin.stepBy(2)                                                   # 0.5 -> 1.0 as the arrows do
+    s = tab.settings()
+    assert (s.init, s.variance_correction) == ("data-mean", 1.0)
+    calls, real = [], sampling.inpaint
+    monkeypatch.setattr(sampling, "inpaint", lambda *a, **k: calls.append(k) or real(*a, **k))
+    tab.editor.canvas.set_mask(np.arange(28)[:, None].repeat(28, 1) >= 14)
+    tab.n_spin.setValue(2)
+    _run_and_wait(qtbot, tab)
+    assert tab.results() is not None
+    assert calls[-1]["init"] == "data-mean" and calls[-1]["variance_correction"] == 1.0
+    assert calls[-1]["init_mean"] is not None
+    assert "start data-mean" in tab.result_note.text()
+    meta = read_png_meta(tab.export_row(tmp_path / "row.png"))
+    assert meta["init"] == "data-mean" and meta["variance_correction"] == 1.0
+
+    # another model: the controls take its config's values again
+    model2, cfg2 = _tiny()
+    tab.set_model(model2, cfg2.override("sample", init="uniform", variance_correction=0.25))
+    assert tab.init_combo.currentData() == "uniform" and tab.kappa_spin.value() == 0.25
+
+
+def test_data_mean_start_is_disabled_without_a_data_mean(qtbot, tab, tmp_path):
+    model, cfg = _tiny()                                    # a fresh model: no data mean, like an old checkpoint
+    assert model.data_mean is None
+    ckpt = save_checkpoint(tmp_path / "old.pt", cfg.override("sample", init="gaussian", variance_correction=0.25),
+                           1, model)
+    assert tab.load_checkpoint(ckpt)
+    item = _combo_item(tab.init_combo, "data-mean")
+    assert not item.isEnabled() and "no training-data mean" in item.toolTip()
+    assert _combo_item(tab.init_combo, "uniform").isEnabled() and _combo_item(tab.init_combo, "gaussian").isEnabled()
+    assert tab.init_combo.currentData() == "gaussian" and tab.kappa_spin.value() == 0.25
+    tab.editor.canvas.invert()
+    assert tab.run_button.isEnabled()
+    # forced (a config that names it): Run is off and says why
+    tab.init_combo.setCurrentIndex(tab.init_combo.findData("data-mean"))
+    assert not tab.run_button.isEnabled() and "no training-data mean" in tab.run_button.toolTip()
+    assert "no training-data mean" in tab.status_label.text() and not tab.run()
+    # the job refuses it too, with the same reason (on the worker thread, where make_gen runs)
+    make_gen = inpaint_tab.inpaint_job(model, tab.image(), tab.editor.canvas.known_mask(), tab.settings())
+    with pytest.raises(ValueError, match="no training-data mean.*choose the uniform or gaussian start"):
+        next(make_gen())
+    tab.init_combo.setCurrentIndex(tab.init_combo.findData("uniform"))
+    assert tab.run_button.isEnabled()

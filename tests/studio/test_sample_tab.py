@@ -144,3 +144,117 @@ def test_every_second_level_button_keeps_the_last_level(qtbot, tab):
     qtbot.mouseClick(tab.every2_button, Qt.MouseButton.LeftButton)
     assert tab.selected_levels() == [0, 2]  # every second of 3 levels, sigma_L always kept
     assert tab.run_button.isEnabled()
+
+
+# --- the chain's start and the variance correction kappa ----------------------------------------
+def _checkpoint(path, with_mean: bool, **sample):
+    """A tiny untrained checkpoint whose config has the given sample settings, with or without a data mean."""
+    import torch
+    from conftest import tiny_config
+    from ncsn_core.checkpoint import save_checkpoint
+    from ncsn_core.models import build_model
+    cfg = tiny_config(1).override("sample", **sample)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    if with_mean:
+        model.data_mean = torch.full((1, 28, 28), 0.13)
+    return str(save_checkpoint(path, cfg, 1, model))
+
+
+def _load(qtbot, tab, path):
+    tab.picker.set_path(path)
+    qtbot.waitUntil(lambda: tab.info is not None and tab.info.path == str(Path(path).resolve()), timeout=30000)
+
+
+def _item(combo, value):
+    return combo.model().item(combo.findData(value))
+
+
+def _spy_sampler(monkeypatch):
+    """Record the keywords sample_job hands to the engine's annealed_langevin."""
+    import ncsn_core.sampling as sampling
+    calls, real = [], sampling.annealed_langevin
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(sampling, "annealed_langevin", spy)
+    return calls
+
+
+def test_start_and_kappa_follow_the_checkpoint_and_reach_the_job_and_the_export(qtbot, tab, tmp_path, monkeypatch):
+    from ncsn_core.export import read_png_meta
+    ckpt = _checkpoint(tmp_path / "gauss.pt", True, init="gaussian", variance_correction=0.5)
+    _load(qtbot, tab, ckpt)
+    assert tab.info.has_data_mean
+    assert tab.init_combo.currentData() == "gaussian" and tab.kappa_spin.value() == 0.5   # the config's values
+    assert _item(tab.init_combo, "data-mean").isEnabled()
+    assert "N(0" in tab.init_combo.toolTip()                                  # explains the current choice
+    assert "stationary variance is exactly" in tab.kappa_spin.toolTip()
+    assert (tab.kappa_spin.minimum(), tab.kappa_spin.maximum(), tab.kappa_spin.singleStep()) == (0.0, 1.0, 0.25)
+    s = tab.settings_from_form()
+    assert (s.init, s.variance_correction) == ("gaussian", 0.5)
+
+    tab.init_combo.setCurrentIndex(tab.init_combo.findData("data-mean"))
+    tab.kappa_spin.stepBy(2)                                                   # 0.5 -> 1.0 as the arrows do
+    s = tab.settings_from_form()
+    assert (s.init, s.variance_correction) == ("data-mean", 1.0)
+    calls = _spy_sampler(monkeypatch)
+    run_small(qtbot, tab, n="2", steps="1")
+    assert tab.banner.isHidden() and tab.result is not None and tab.result.completed
+    assert calls[-1]["init"] == "data-mean" and calls[-1]["variance_correction"] == 1.0
+    assert calls[-1]["init_mean"] is not None
+    assert (tab.result.meta["init"], tab.result.meta["variance_correction"]) == ("data-mean", 1.0)
+    assert "start data-mean" in tab.level_status.text()
+    meta = read_png_meta(tab.export("grid", str(tmp_path / "grid.png")))
+    assert meta["init"] == "data-mean" and meta["variance_correction"] == 1.0
+
+    # another checkpoint: the controls take its config's values again
+    _load(qtbot, tab, _checkpoint(tmp_path / "unif.pt", True, init="uniform", variance_correction=0.25))
+    assert tab.init_combo.currentData() == "uniform" and tab.kappa_spin.value() == 0.25
+
+
+def test_the_job_uses_the_checkpoint_config_when_start_and_kappa_are_none(tmp_path, monkeypatch):
+    from studio import jobs
+    ckpt = _checkpoint(tmp_path / "c.pt", False, init="gaussian", variance_correction=0.75)
+    calls = _spy_sampler(monkeypatch)
+    gen = jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, n_steps_each=1, classify=False))
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            next(gen)
+    meta = stop.value.value.meta
+    assert (meta["init"], meta["variance_correction"]) == ("gaussian", 0.75)     # effective values, never None
+    assert (calls[-1]["init"], calls[-1]["variance_correction"]) == ("gaussian", 0.75)
+    # an explicit choice wins over the config
+    gen = jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, n_steps_each=1, classify=False,
+                                              init="uniform", variance_correction=0.0))
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            next(gen)
+    assert (stop.value.value.meta["init"], stop.value.value.meta["variance_correction"]) == ("uniform", 0.0)
+    # 'data-mean' without a data mean is refused with a message that says what to do
+    gen = jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, n_steps_each=1, init="data-mean"))
+    with pytest.raises(ValueError, match="no training-data mean.*choose the uniform or gaussian start"):
+        next(gen)
+
+
+def test_data_mean_start_is_disabled_without_a_data_mean(qtbot, tab, tmp_path):
+    from studio import jobs
+    ckpt = _checkpoint(tmp_path / "old.pt", False, init="gaussian", variance_correction=0.25)
+    _load(qtbot, tab, ckpt)
+    assert not tab.info.has_data_mean
+    item = _item(tab.init_combo, "data-mean")
+    assert not item.isEnabled() and "no training-data mean" in item.toolTip()
+    assert _item(tab.init_combo, "uniform").isEnabled() and _item(tab.init_combo, "gaussian").isEnabled()
+    assert tab.init_combo.currentData() == "gaussian" and tab.kappa_spin.value() == 0.25
+    assert tab.run_button.isEnabled()
+    # forced (a config that names it): the form says why and Run stays off
+    tab.init_combo.setCurrentIndex(tab.init_combo.findData("data-mean"))
+    assert not tab.run_button.isEnabled() and "data mean" in tab.form_error.text()
+    # a job that asks for it anyway fails with the reason in the tab's error banner
+    tab.controller.start(lambda: jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, init="data-mean")))
+    wait_idle(qtbot, tab.controller)
+    assert tab.banner.isVisible() and "no training-data mean" in tab.banner.text()
+    # a checkpoint with a mean enables it again
+    _load(qtbot, tab, _checkpoint(tmp_path / "new.pt", True, init="uniform", variance_correction=0.0))
+    assert _item(tab.init_combo, "data-mean").isEnabled() and tab.init_combo.currentData() == "uniform"
