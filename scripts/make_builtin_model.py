@@ -1,6 +1,7 @@
 """Make resources/models/mnist-cpu.pt, the studio's built-in model, from a checkpoint of
 `ncsn train --preset mnist-cpu`: keeps the raw and the EMA weights, drops the optimizer state (useless
-for sampling), takes the sampler defaults from the mnist-cpu preset (chosen by `ncsn eval`, see README),
+for sampling), takes the sampler defaults from the mnist-cpu preset (chosen by `ncsn eval`, see README), adds the training
+data's mean image when the checkpoint predates its recording,
 and records provenance (run, step, training wall time, hardware).
 
     .venv/bin/python scripts/make_builtin_model.py runs/builtin/checkpoints/ckpt_00012000.pt
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ncsn_core.checkpoint import load_checkpoint, read_state, save_checkpoint  # noqa: E402
 from ncsn_core.cli import BUILTIN_MODEL  # noqa: E402
 from ncsn_core.config import get_preset  # noqa: E402
+from ncsn_core.data import load_dataset, mean_image  # noqa: E402
 
 
 def training_wall_time(run_dir: Path, step: int) -> float:
@@ -38,6 +40,8 @@ def main() -> None:
     ld = load_checkpoint(args.checkpoint, use_ema=False)
     state = read_state(args.checkpoint)
     config = replace(ld.config, sample=get_preset("mnist-cpu").sample)
+    if ld.model.data_mean is None:  # a checkpoint from before training recorded it: the same computation
+        ld.model.data_mean = mean_image(load_dataset(ld.config.data))
     run_dir = Path(args.checkpoint).resolve().parent.parent
     extra = {
         "source_checkpoint": str(Path(args.checkpoint)),
