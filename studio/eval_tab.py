@@ -29,7 +29,8 @@ FIGURES = {
                        "Fr\u00e9chet distance between classifier features of generated and held-out real digits; "
                        "lower is better. Not comparable to Inception FIDs in papers."),
     "fid_real_vs_real": ("FID real vs real (floor)",
-                         "The same distance between two real sets of the same size: the noise floor at this n."),
+                         "The same distance between two real sets of the same size, averaged over 5 draws: the noise "
+                         "floor at this n."),
     "fid_ratio": ("FID / floor", "FID divided by the real-vs-real floor: 1 = as close as two real sets of this n."),
     "entropy": ("Class entropy (nats)", "Entropy of the predicted-digit histogram; uniform over 10 digits = 2.303."),
     "mean_confidence": ("Mean classifier confidence", "Average top-class probability of generated digits."),

@@ -135,7 +135,8 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 DOCUMENTED_KEYS = {"checkpoint", "step", "n", "seed", "sampler", "label", "sampling_seconds", "metric_kind",
-                   "fid_classifier", "fid_real_vs_real", "fid_ratio", "class_counts", "class_fractions",
+                   "fid_classifier", "fid_real_vs_real", "fid_real_vs_real_sd", "fid_real_vs_real_draws", "fid_ratio",
+                   "class_counts", "class_fractions",
                    "class_entropy_nats", "max_class_fraction", "mean_confidence", "mean_confidence_real",
                    "dsm_loss_per_level", "sigmas", "warnings"}
 
@@ -153,6 +154,11 @@ def test_eval_json_on_a_tiny_checkpoint(tiny_checkpoint, capsys):
     assert "n=8" in res["label"] and "n_steps_each=1" in res["label"]
     assert sum(res["class_counts"]) == 8 and len(res["dsm_loss_per_level"]) == 2
     assert res["fid_ratio"] == pytest.approx(res["fid_classifier"] / res["fid_real_vs_real"])
+    # the floor is the mean of 5 real-vs-real draws (seeds 0..4), each the same as fid_real_vs_real alone
+    draws = res["fid_real_vs_real_draws"]
+    assert len(draws) == 5 and draws[1] == pytest.approx(M.fid_real_vs_real(8, seed=1))
+    assert res["fid_real_vs_real"] == pytest.approx(np.mean(draws))
+    assert res["fid_real_vs_real_sd"] == pytest.approx(np.std(draws, ddof=1))
     assert 0 <= res["class_entropy_nats"] <= math.log(10) + 1e-9
 
 
