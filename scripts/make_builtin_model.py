@@ -25,11 +25,13 @@ from ncsn_core.config import get_preset  # noqa: E402
 from ncsn_core.data import load_dataset, mean_image  # noqa: E402
 
 
-def training_wall_time(run_dir: Path, step: int) -> float:
-    """Seconds between the first and the step-th metric line (includes previews and checkpoints)."""
+def training_wall_time(run_dir: Path, step: int, max_gap: float = 300.0) -> float:
+    """Seconds of training up to the step-th metric line (includes previews and checkpoints): the sum of the
+    gaps between consecutive lines, leaving out gaps over max_gap, which are a stop and a later --resume."""
     times = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l.strip()]
-    times = [r for r in times if "time" in r and r["step"] <= step]
-    return times[-1]["time"] - times[0]["time"] if len(times) > 1 else float("nan")
+    times = [r["time"] for r in times if "time" in r and r["step"] <= step]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return sum(g for g in gaps if g <= max_gap) if gaps else float("nan")
 
 
 def main() -> None:
