@@ -131,7 +131,7 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
     real_colour = _check_inputs(cfg, n, batch_size)  # fail now, not after minutes of sampling
     settings = _settings(ld, step_lr, n_steps_each, denoise, batch_size, init, variance_correction)
     label = (f"n={n} samples, seed {seed}; step_lr={settings['step_lr']:g}, n_steps_each={settings['n_steps_each']}, "
-             f"L={settings['L']}, variance_correction={settings['variance_correction']:g}, "
+             f"L={settings['L']}, init={settings['init']}, variance_correction={settings['variance_correction']:g}, "
              f"denoise={'on' if settings['denoise'] else 'off'}, "
              f"EMA={'on' if settings['ema'] else 'off'}")
     torch_device = next(model.parameters()).device

@@ -131,7 +131,9 @@ def test_dsm_loss_per_level_of_a_zero_score_is_half_the_dimension(mnist):
 def tiny_checkpoint(tmp_path_factory):
     cfg = get_preset("mnist-cpu").override("model", channels=(8, 8, 8)).override("noise", num_classes=2)
     torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("eval") / "tiny.pt", cfg, 7, build_model(cfg))
+    model = build_model(cfg)
+    model.data_mean = torch.full((1, 28, 28), 0.13)  # the preset starts its chains at the data mean
+    return save_checkpoint(tmp_path_factory.mktemp("eval") / "tiny.pt", cfg, 7, model)
 
 
 DOCUMENTED_KEYS = {"checkpoint", "step", "n", "seed", "sampler", "label", "sampling_seconds", "metric_kind",
@@ -149,7 +151,7 @@ def test_eval_json_on_a_tiny_checkpoint(tiny_checkpoint, capsys):
     assert DOCUMENTED_KEYS <= set(res)
     assert res["n"] == 8 and res["step"] == 7 and res["metric_kind"] == "digits"
     assert res["sampler"] == {"step_lr": 5e-05, "n_steps_each": 1, "L": 2, "sigma_begin": 1.0, "sigma_end": 0.01,
-                              "denoise": True, "ema": False, "init": "gaussian", "variance_correction": 0.0,
+                              "denoise": True, "ema": False, "init": "data-mean", "variance_correction": 0.5,
                               "batch_size": 250}
     assert "n=8" in res["label"] and "n_steps_each=1" in res["label"]
     assert sum(res["class_counts"]) == 8 and len(res["dsm_loss_per_level"]) == 2
@@ -198,6 +200,12 @@ def test_eval_bad_input_is_one_line(tiny_checkpoint, capsys, argv, message):
 def test_eval_missing_checkpoint_is_a_user_error(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nope.pt"), "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # a checkpoint without a data mean cannot start at it: refused before any sampling
+    cfg = get_preset("mnist-cpu").override("model", channels=(8, 8, 8)).override("noise", num_classes=2)
+    old = save_checkpoint(tmp_path / "old.pt", cfg, 1, build_model(cfg))
+    assert main(["eval", str(old), "--n", "4", "--quiet"]) == 2
+    assert "no data mean image" in capsys.readouterr().err
+    assert main(["eval", str(old), "--n", "4", "--n-steps-each", "1", "--init", "gaussian", "--quiet"]) == 0
 
 
 # --- Inception Score / FID for colour models ------------------------------------------------------

@@ -18,7 +18,9 @@ def _tiny():
     cfg = (get_preset("mnist-cpu").override("model", channels=(8, 8, 8)).override("noise", num_classes=3)
            .override("sample", n_steps_each=2, step_lr=5e-5))
     torch.manual_seed(0)
-    return build_model(cfg).eval(), cfg
+    model = build_model(cfg).eval()
+    model.data_mean = torch.full((1, 28, 28), 0.13)  # the preset starts its chains at the data mean
+    return model, cfg
 
 
 @pytest.fixture
@@ -252,6 +254,7 @@ def test_bad_checkpoint_and_failing_model_become_messages(qtbot, tab, tmp_path):
         def __init__(self):
             super().__init__()
             self.register_buffer("sigmas", model.sigmas.clone())
+            self.data_mean = model.data_mean
 
         def forward(self, x, labels):
             raise ValueError("score network exploded")
@@ -353,8 +356,8 @@ def test_start_and_kappa_follow_the_checkpoint_and_reach_the_job_and_the_export(
 
 
 def test_data_mean_start_is_disabled_without_a_data_mean(qtbot, tab, tmp_path):
-    model, cfg = _tiny()                                    # a fresh model: no data mean, like an old checkpoint
-    assert model.data_mean is None
+    model, cfg = _tiny()
+    model.data_mean = None                                  # no data mean, like an old checkpoint
     ckpt = save_checkpoint(tmp_path / "old.pt", cfg.override("sample", init="gaussian", variance_correction=0.25),
                            1, model)
     assert tab.load_checkpoint(ckpt)
