@@ -182,7 +182,7 @@ def test_cli_end_to_end_train_sample_inpaint_info(tmp_path, capsys):
                  str(tmp_path / "s.png"), "--level-strip", str(tmp_path / "strip.png"), "--gif", str(tmp_path / "c.gif"),
                  "--json", "--quiet"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["step"] == 4 and res["n_steps_each"] == 2 and res["variance_correction"] == 0.0
+    assert res["step"] == 4 and res["n_steps_each"] == 2 and res["variance_correction"] == 0.5  # the preset's
     with Image.open(tmp_path / "s.png") as im:
         assert im.size == (2 * 30 + 2, 2 * 30 + 2)
     with Image.open(tmp_path / "c.gif") as im:
@@ -220,7 +220,9 @@ def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):
     assert "truncated or damaged" in capsys.readouterr().err
     # a mask whose size differs from its image is refused, naming both sizes
     cfg = tiny_cfg()
-    ck = save_checkpoint(tmp_path / "m.pt", cfg, 1, build_model(cfg))
+    model = build_model(cfg)
+    model.data_mean = torch.full((1, 28, 28), 0.13)  # the preset starts its chains at the data mean
+    ck = save_checkpoint(tmp_path / "m.pt", cfg, 1, model)
     img = _write_png(tmp_path / "i.png", np.zeros((28, 28), np.uint8))
     msk = _write_png(tmp_path / "k.png", np.zeros((20, 20), np.uint8))
     assert main(["inpaint", "--checkpoint", str(ck), "--image", img, "--mask", msk, "--out", str(tmp_path / "o.png")]) == 2
