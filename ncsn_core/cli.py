@@ -66,9 +66,11 @@ def _device(args):
 
 def _sample_settings(args, cfg: Config, model) -> dict:
     s = cfg.sample
-    if (args.init or s.init) == "data-mean" and model.data_mean is None:
-        raise UserError("this checkpoint holds no data mean image (saved before NCSN Studio recorded it), so "
-                        "the 'data-mean' start is unavailable: pass --init gaussian")
+    from .sampling import check_init_mean
+    try:
+        check_init_mean(args.init or s.init, model.data_mean)
+    except ValueError as e:
+        raise UserError(str(e)) from e
     return {"step_lr": args.step_lr if args.step_lr is not None else s.step_lr,
             "n_steps_each": args.n_steps_each if args.n_steps_each is not None else s.n_steps_each,
             "denoise": s.denoise if args.denoise is None else args.denoise,

@@ -161,7 +161,7 @@ def _preset_mnist_cpu() -> Config:
         noise=NoiseConfig(1.0, 0.01, 10),
         train=TrainConfig(batch_size=64, lr=1e-3, n_iters=12000, ema_rate=0.999, save_every=500,
                           preview_every=250, log_every=10),
-        # sampler chosen with `ncsn eval --n 200` on the built-in run (README: "How the defaults were chosen")
+        # sampler chosen with benchmarks/sampler_study.py on the built-in run (README: "How the defaults were chosen")
         sample=SampleConfig(step_lr=5e-5, n_steps_each=40, denoise=True, init="data-mean", variance_correction=0.5),
     )
 

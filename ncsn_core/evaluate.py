@@ -20,7 +20,7 @@ import torch
 from . import metrics as M
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DataError, builtin_mnist_set, load_dataset, preprocess
-from .sampling import annealed_langevin
+from .sampling import annealed_langevin, check_init_mean
 
 EVAL_HOLDOUT = 1000  # the last 1000 built-in digits: DataConfig(holdout=1000) keeps them out of training
 RVR_DRAWS = 5  # real-vs-real FID draws averaged for the floor
@@ -214,9 +214,10 @@ def _settings(ld, step_lr: Optional[float], n_steps_each: Optional[int], denoise
            "denoise": bool(s.denoise if denoise is None else denoise), "ema": ld.used_ema, "init": init or s.init,
            "variance_correction": float(s.variance_correction if variance_correction is None else variance_correction),
            "batch_size": int(batch_size)}
-    if out["init"] == "data-mean" and ld.model.data_mean is None:
-        raise M.MetricsError("this checkpoint holds no data mean image (saved before NCSN Studio recorded it), so "
-                             "the 'data-mean' start is unavailable: pass --init gaussian")
+    try:
+        check_init_mean(out["init"], ld.model.data_mean)
+    except ValueError as e:
+        raise M.MetricsError(str(e)) from e
     if out["step_lr"] <= 0 or out["n_steps_each"] < 1:
         raise M.MetricsError(f"step_lr={out['step_lr']} must be > 0 and n_steps_each={out['n_steps_each']} >= 1")
     return out

@@ -52,6 +52,13 @@ def make_generator(seed: Seed, device) -> torch.Generator:
     return g
 
 
+def check_init_mean(init: str, mean: Optional[torch.Tensor]) -> None:
+    """ValueError when the 'data-mean' start is asked for without the data's mean image (an old checkpoint)."""
+    if init == "data-mean" and mean is None:
+        raise ValueError("this checkpoint holds no data mean image (saved before NCSN Studio recorded it), so the "
+                         "'data-mean' start is unavailable: use init 'gaussian' (--init gaussian) or 'uniform'")
+
+
 def initial_noise(shape: Sequence[int], init: str, generator: torch.Generator, device,
                   sigma_1: float = 1.0, mean: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Start of the chain: 'uniform' in [0, 1) as the paper's image sampler; 'gaussian' N(0, sigma_1^2 I);
@@ -64,9 +71,7 @@ def initial_noise(shape: Sequence[int], init: str, generator: torch.Generator, d
         x = sigma_1 * torch.randn(tuple(shape), generator=generator, device=device)
         if init == "gaussian":
             return x
-        if mean is None:
-            raise ValueError("init 'data-mean' needs the training data's mean image, which this checkpoint does "
-                             "not hold (saved before NCSN Studio recorded it): use init 'gaussian' or 'uniform'")
+        check_init_mean(init, mean)
         if tuple(mean.shape) != tuple(shape[1:]):
             raise ValueError(f"the data mean has shape {tuple(mean.shape)}, the samples {tuple(shape[1:])}")
         return x + mean.to(device=device, dtype=x.dtype)
@@ -151,7 +156,8 @@ def annealed_langevin(score_net: ScoreNet, sigmas: torch.Tensor, shape: Sequence
                       ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
     """Algorithm 1: levels from sigma_1 (largest) to sigma_L, n_steps_each steps each.
 
-    shape: (B, C, H, W) or (B, D); x0 overrides the `init` start (init_mean: the data mean for 'data-mean'). With denoise, one final
+    shape: (B, C, H, W) or (B, D); x0 overrides the `init` start (init_mean: the data mean for 'data-mean').
+    With denoise, one final
     step x + sigma_L^2 * s(x, L) (Tweedie's formula) is yielded as an extra final state.
     """
     device = device or (x0.device if x0 is not None else sigmas.device)
