@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from .config import INITS, Config, ConfigError, PRESETS, get_preset
-
-BUILTIN_MODEL = Path(__file__).resolve().parent.parent / "resources" / "models" / "mnist-cpu.pt"
+from .data import BUILTIN_MODEL
 
 
 class UserError(Exception):

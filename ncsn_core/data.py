@@ -16,6 +16,7 @@ from typing import List, Tuple
 import numpy as np
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+BUILTIN_MODEL = RESOURCES / "models" / "mnist-cpu.pt"  # the bundled MNIST score model
 BUILTIN_MNIST = RESOURCES / "datasets" / "mnist"
 MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 

@@ -19,7 +19,7 @@ import torch
 
 from . import metrics as M
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import DataError, builtin_mnist_set, load_dataset, preprocess
+from .data import BUILTIN_MODEL, DataError, builtin_mnist_set, load_dataset, preprocess
 from .sampling import annealed_langevin, check_init_mean
 
 EVAL_HOLDOUT = 1000  # the last 1000 built-in digits: DataConfig(holdout=1000) keeps them out of training
@@ -28,8 +28,7 @@ Progress = Callable[[str, int, int], None]  # (stage: "sample" | "metrics", done
 
 
 def builtin_model_path() -> Path:
-    """The bundled MNIST score model (ncsn_core.cli.BUILTIN_MODEL)."""
-    from .cli import BUILTIN_MODEL
+    """The bundled MNIST score model (ncsn_core.data.BUILTIN_MODEL)."""
     return BUILTIN_MODEL
 
 
