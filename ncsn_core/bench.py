@@ -21,7 +21,7 @@ from typing import Callable, List, Optional
 import torch
 
 from .config import get_preset
-from .data import RESOURCES
+from .resources import RESOURCES
 
 # model name -> (preset, training batch): the paper's RefineNet at the paper's batch, the compact model at its preset's
 MODELS = {"refinenet": ("mnist-paper", 128), "compact": ("mnist-cpu", 64)}

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .config import INITS, Config, ConfigError, PRESETS, get_preset
-from .data import BUILTIN_MODEL
+from .resources import BUILTIN_MODEL
 
 
 class UserError(Exception):

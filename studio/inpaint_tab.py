@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
-from ncsn_core.cli import BUILTIN_MODEL
+from ncsn_core.resources import BUILTIN_MODEL
 
 from . import jobs
 from .controller import RunController
@@ -571,7 +571,7 @@ class InpaintTab(QWidget):
         return True
 
     def pick_builtin(self, index: int) -> bool:
-        from ncsn_core.data import DataError, load_builtin_mnist
+        from ncsn_core.resources import DataError, load_builtin_mnist
         if self._mnist is None:
             try:
                 self._mnist = load_builtin_mnist()[0]

@@ -274,7 +274,7 @@ class TrainTab(QWidget):
 
     def _show_builtin_preview(self) -> None:
         try:
-            from ncsn_core.data import load_builtin_mnist
+            from ncsn_core.resources import load_builtin_mnist
             images, labels = load_builtin_mnist()
         except Exception as e:  # noqa: BLE001 - a damaged resource is a message
             self.data_info.setText(f"Built-in MNIST unavailable: {e}")
