@@ -13,6 +13,7 @@ from . import settings
 from .controller import IDLE, RunController
 from .eval_tab import EvalTab
 from .sample_tab import SampleTab
+from .theme import apply_theme
 from .train_tab import TrainTab
 from .widgets.banner import MessageBanner
 
@@ -238,7 +239,6 @@ class MainWindow(QMainWindow):
                 tab.picker.refresh()
 
     def set_theme(self, name: str) -> None:
-        from .app import apply_theme
         settings.set_value("prefs/theme", name)
         apply_theme(QApplication.instance(), name)
 
