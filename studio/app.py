@@ -37,8 +37,8 @@ def take_screenshot(app: QApplication, win, path: str, tab: str) -> int:
     win.set_tab(tab)
     settle(app, 0.5)
     demo = getattr(win.tab_widgets[tab], "screenshot_demo", None)
-    if callable(demo):
-        demo()
+    for done in (demo() if callable(demo) else None) or ():  # each: a condition to wait for
+        process_until(app, done, 300)
     settle(app, 1.0)
     img = win.grab()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,32 @@ def write_mask_png(fill: np.ndarray, path: Path) -> Path:
     return path
 
 
+QUICK_MASKS = ("Bottom half", "Right half", "Top half", "Centre square", "Random 8×8 blocks")
+
+
+def quick_mask(name: str, shape: Tuple[int, int], rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """A standard occlusion (one of QUICK_MASKS) as a fill mask (H, W), True = to fill."""
+    h, w = shape
+    fill = np.zeros((h, w), bool)
+    if name == "Bottom half":
+        fill[h // 2:] = True
+    elif name == "Top half":
+        fill[: h // 2] = True
+    elif name == "Right half":
+        fill[:, w // 2:] = True
+    elif name == "Centre square":
+        fill[h // 4: h - h // 4, w // 4: w - w // 4] = True
+    elif name.startswith("Random"):
+        rng = rng or np.random.default_rng()
+        b = max(2, min(h, w) // 4)
+        for _ in range(3):
+            r, c = rng.integers(0, h - b + 1), rng.integers(0, w - b + 1)
+            fill[r:r + b, c:c + b] = True
+    else:
+        raise ValueError(f"unknown quick mask {name!r}: choose one of {', '.join(QUICK_MASKS)}")
+    return fill
+
+
 class _MaskEdit(QUndoCommand):
     """One undoable change of the whole mask (masks are small: a copy before and after is cheapest)."""
 
