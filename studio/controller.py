@@ -1,12 +1,11 @@
-"""The run state machine (idle / running / paused / stopping) that owns one GeneratorWorker at a time, and the
-checkpoint reader that describes a chosen checkpoint off the GUI thread."""
+"""The run state machine (idle / running / paused / stopping) that owns one GeneratorWorker at a time, and
+LatestRun for short jobs where only the newest request matters."""
 from __future__ import annotations
 
 from typing import Callable, Generator, Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from . import jobs
 from .worker import GeneratorWorker
 
 IDLE, RUNNING, PAUSED, STOPPING = "idle", "running", "paused", "stopping"
@@ -130,44 +129,40 @@ class RunController(QObject):
         self.finished.emit(result)
 
 
-class CheckpointReader(QObject):
-    """Reads checkpoint descriptions (jobs.inspect_checkpoint) on worker threads. When a newer path is asked
-    for before an answer came, only the newest answer counts: ``read_done(CheckpointInfo)`` or
-    ``read_failed(path, message)`` follows the newest ``read(path)``."""
+class LatestRun(QObject):
+    """Short jobs where only the newest request matters (reading a checkpoint's description, computing a field):
+    each `start(make_gen)` runs on its own worker thread; older runs finish unheard. Signals as RunController's,
+    from the newest run only: `event_emitted`, `errored`, then `finished` (its return value, None after an error).
+    """
 
-    read_done = Signal(object)
-    read_failed = Signal(str, str)
+    event_emitted = Signal(object)
+    finished = Signal(object)
+    errored = Signal(str)
 
     def __init__(self, parent: Optional[QObject] = None):
         super().__init__(parent)
-        self._workers: list = []   # every read still under way
+        self._workers: list = []   # every run still under way
         self._newest: Optional[GeneratorWorker] = None
 
-    def read(self, path: str) -> None:
-        w = GeneratorWorker(lambda: jobs.inspect_checkpoint(path), self)
-        w.finished.connect(lambda info, w=w: self._on_finished(w, info))
-        w.errored.connect(lambda msg, w=w, p=path: self._on_errored(w, p, msg))
+    def start(self, make_gen: Callable[[], Generator]) -> None:
+        w = GeneratorWorker(make_gen, self)
+        w.event_emitted.connect(lambda ev, w=w: self.event_emitted.emit(ev) if w is self._newest else None)
+        w.errored.connect(lambda msg, w=w: self.errored.emit(msg) if w is self._newest else None)
+        w.finished.connect(lambda result, w=w: self._on_finished(w, result))
         self._workers.append(w)
         self._newest = w
         w.start()
 
-    def is_reading(self) -> bool:
-        return bool(self._workers)
-
     def wait(self, ms: int = 10000) -> None:
-        """Wait for the checkpoints being read (a thread must end before its widgets are destroyed)."""
+        """Wait for every run still under way (a thread must end before its widgets are destroyed)."""
         for w in self._workers:
+            w.stop()
             w.wait(ms)
 
-    def _on_errored(self, worker: GeneratorWorker, path: str, message: str) -> None:
-        if worker is self._newest:
-            self.read_failed.emit(path, message)
-
-    def _on_finished(self, worker: GeneratorWorker, info: object) -> None:
+    def _on_finished(self, worker: GeneratorWorker, result: object) -> None:
         self._workers.remove(worker)
         worker.wait()
         worker.deleteLater()
         if worker is self._newest:
             self._newest = None
-            if info is not None:
-                self.read_done.emit(info)
+            self.finished.emit(result)

@@ -12,7 +12,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from . import jobs
-from .controller import IDLE, RUNNING, CheckpointReader, RunController
+from .controller import IDLE, RUNNING, LatestRun, RunController
+from .tab import Tab
 from .widgets.banner import MessageBanner
 from .widgets.eval_results import EvalResults
 from .widgets.model_picker import ModelPicker
@@ -31,14 +32,11 @@ class _Relay(QObject):
     progressed = Signal(object)
 
 
-class EvalTab(QWidget):
+class EvalTab(Tab):
     """The model picker and sampler form (plus a batch size) on the left; the results on the right."""
 
-    status_message = Signal(str)
-
     def __init__(self, controller: Optional[RunController] = None, parent: Optional[QWidget] = None):
-        super().__init__(parent)
-        self.controller = controller or RunController("evaluation", self)
+        super().__init__(controller, "evaluation", parent)
         self.available = evaluation_available()
         self.info: Optional[jobs.CheckpointInfo] = None
         self._n = 0
@@ -55,7 +53,7 @@ class EvalTab(QWidget):
         self._validate()
 
     def _build(self) -> None:
-        self.picker = ModelPicker("Checkpoint", reader=CheckpointReader(self))
+        self.picker = ModelPicker("Checkpoint", reader=LatestRun(self))
         self.form = SamplerForm("Sampler (annealed Langevin, Alg. 1)", n=(1000, 10, 100_000), ema=True)
         self.form.n_edit.setToolTip("Number of generated samples; FID is biased upwards at small n (compare the "
                                     "real-vs-real floor at the same n)")
@@ -144,16 +142,9 @@ class EvalTab(QWidget):
             self.controller.stop()
             self.run_bar.status.setText("Stopping\u2026")
 
-    def run_action(self) -> None:
-        self.run()
-
-    def shutdown(self) -> None:
-        """Wait for a checkpoint being read (its thread must end before the tab is destroyed)."""
-        self.picker.reader.wait()
-
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        self.shutdown()
-        super().closeEvent(event)
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        super().shutdown(timeout_ms)
+        self.picker.reader.wait(timeout_ms)  # a checkpoint being read
 
     def screenshot_demo(self):
         """Representative content for a screenshot: a small evaluation (n = 100, the checkpoint's own sampler

@@ -281,6 +281,17 @@ def inpaint_job(model: Any, image: np.ndarray, known: np.ndarray, s: SampleSetti
     return make_gen
 
 
+def inpaint_results(image: np.ndarray, known: np.ndarray, x: np.ndarray) -> dict:
+    """A finished run as shown and exported: original (C, H, W), occluded (C, H, W), completions (n, C, H, W) with
+    the known pixels pasted from the original, raw (n, C, H, W) the sampler's final x, known (H, W) bool."""
+    m = known[None].astype(np.float32)
+    # the known pixels are pasted from the original: the sampler's own copy carries sigma_L noise
+    # (without denoising), which is not part of the completion
+    completions = np.clip(x * (1 - m) + image[None] * m, 0, 1).astype(np.float32)
+    return {"original": image.copy(), "occluded": image * m, "completions": completions, "raw": x.copy(),
+            "known": known.copy()}
+
+
 def to_model_image(image: np.ndarray, size: int, channels: int) -> np.ndarray:
     """(H, W), (H, W, 3) or (H, W, 4) array (uint8 or float in [0, 1]) -> (C, size, size) float32 in [0, 1]
     (bilinear resize as `ncsn inpaint` does; grey <-> RGB as PIL converts)."""
@@ -310,12 +321,19 @@ def read_image_file(path: Path) -> np.ndarray:
         raise ValueError(f"{path} is not a readable image ({e})") from e
 
 
-def export_inpaint_row(row: np.ndarray, meta: dict, path: str) -> Path:
-    """Write original, occluded input and completions (row: (k, C, H, W) in [0, 1]) as one PNG grid, as
-    `ncsn inpaint` does, with `meta` in its text chunks."""
+def export_inpaint_row(results: dict, info: CheckpointInfo, path: str) -> Path:
+    """Write original, occluded input and completions (an inpaint_results dict with its "settings" and "meta") as
+    one PNG grid, as `ncsn inpaint` does, with the settings, the image and the model in its text chunks."""
     import torch
     from ncsn_core.export import save_grid
-    return save_grid(torch.from_numpy(np.asarray(row, np.float32)), Path(path), nrow=len(row), meta=meta)
+    r, s = results, results["settings"]
+    row = np.concatenate([r["original"][None], r["occluded"][None], r["completions"]]).astype(np.float32)
+    meta = {"checkpoint": info.path, "step": info.step, "seed": s.seed, "step_lr": s.step_lr,
+            "n_steps_each": s.n_steps_each, "denoise": s.denoise, "init": s.init,
+            "variance_correction": s.variance_correction, "n": s.n, **r["meta"],
+            "layout": "original, occluded, then completions", "known_pixels": "pasted from the original",
+            "config": info.config}
+    return save_grid(torch.from_numpy(row), Path(path), nrow=len(row), meta=meta)
 
 
 # --- training ---------------------------------------------------------------------------------

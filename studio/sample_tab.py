@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from . import jobs, settings
-from .controller import IDLE, RUNNING, CheckpointReader, RunController
+from .controller import IDLE, LatestRun, RunController
+from .tab import Tab
 from .widgets.banner import MessageBanner
 from .widgets.chain_view import ChainView
 from .widgets.level_picker import LevelPicker
@@ -21,14 +22,11 @@ from .widgets.side_panel import side_panel
 EXPORTS = {"grid": "png", "strip": "png", "gif": "gif"}  # what -> file extension
 
 
-class SampleTab(QWidget):
+class SampleTab(Tab):
     """The model picker, sampler form and level subset on the left; the chain view and exports on the right."""
 
-    status_message = Signal(str)
-
     def __init__(self, controller: Optional[RunController] = None, parent: Optional[QWidget] = None):
-        super().__init__(parent)
-        self.controller = controller or RunController("sampling", self)
+        super().__init__(controller, "sampling", parent)
         self.info: Optional[jobs.CheckpointInfo] = None
         self.started: Optional[jobs.SampleStarted] = None
         self.result: Optional[jobs.SampleResult] = None
@@ -41,7 +39,7 @@ class SampleTab(QWidget):
         self._validate()
 
     def _build(self) -> None:
-        self.picker = ModelPicker("Checkpoint", reader=CheckpointReader(self))
+        self.picker = ModelPicker("Checkpoint", reader=LatestRun(self))
         self.form = SamplerForm("Sampler (annealed Langevin, Alg. 1)", ema=True)
         self.levels = LevelPicker()
         self.run_bar = RunBar(self.controller, "Run", "Run the sampler (F5)")
@@ -148,26 +146,15 @@ class SampleTab(QWidget):
         self.status_message.emit(f"Sampling {s.n} images, {s.n_steps_each} steps per level")
         return True
 
-    def stop(self) -> None:
-        if self.controller.state == RUNNING:
-            self.controller.stop()
-
-    def run_action(self) -> None:
-        self.run()
-
     def open_action(self) -> None:
         self.picker.open_dialog()
 
     def export_action(self) -> None:
         self.export("grid")
 
-    def shutdown(self) -> None:
-        """Wait for a checkpoint being read (its thread must end before the tab is destroyed)."""
-        self.picker.reader.wait()
-
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        self.shutdown()
-        super().closeEvent(event)
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        super().shutdown(timeout_ms)
+        self.picker.reader.wait(timeout_ms)  # a checkpoint being read
 
     def screenshot_demo(self):
         """Representative content for a screenshot: 36 samples with the checkpoint's own sampler settings. A

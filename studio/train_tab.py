@@ -8,20 +8,18 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QLineEdit, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLineEdit, QSplitter, QVBoxLayout, QWidget
 
 from . import jobs, settings
 from .controller import IDLE, PAUSED, RUNNING, RunController
+from .tab import Tab
 from .widgets.banner import MessageBanner
 from .widgets.data_source import DataSource
-from .widgets.image_grid import ImageGridView
-from .widgets.level_loss import LevelLossPlot
-from .widgets.loss_plot import LossPlot
 from .widgets.run_bar import RunBar
 from .widgets.side_panel import side_panel
 from .widgets.train_form import TrainForm
+from .widgets.train_plots import TrainPlots
 
 
 def format_duration(seconds: float) -> str:
@@ -33,20 +31,16 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-class TrainTab(QWidget):
+class TrainTab(Tab):
     """Emits checkpoint_saved(path) for every checkpoint and run_finished(checkpoint or "") at the end."""
 
     checkpoint_saved = Signal(str)
     run_finished = Signal(str)
-    status_message = Signal(str)
-
     def __init__(self, controller: Optional[RunController] = None, parent: Optional[QWidget] = None):
-        super().__init__(parent)
-        self.controller = controller or RunController("training", self)
+        super().__init__(controller, "training", parent)
         self.run_dir: Optional[str] = None
         self.last_checkpoint: Optional[str] = None
         self.last_step = 0
-        self._time_offset = 0.0
         self._ended = True
         # extra config values the form does not show, {section: {key: value}} (scripts and tests use it,
         # e.g. a smaller network); applied last and validated like the rest
@@ -71,25 +65,7 @@ class TrainTab(QWidget):
         self.run_bar.progress.setFormat("step %v / %m")
 
         self.banner = MessageBanner(self)
-        self.loss_plot = LossPlot(title="DSM loss (raw faint, smoothed bold)")
-        self.level_plot = LevelLossPlot()
-        self.loss_plot.beta_changed.connect(self.level_plot.set_beta)
-        self.preview = ImageGridView()
-        self.preview.set_placeholder("Preview samples appear here during training")
-        self.preview_label = QLabel("Preview samples (EMA weights)")
-        pv = QWidget()
-        pvl = QVBoxLayout(pv)
-        pvl.setContentsMargins(0, 0, 0, 0)
-        pvl.addWidget(self.preview_label)
-        pvl.addWidget(self.preview, 1)
-        bottom = QSplitter(Qt.Orientation.Horizontal)
-        bottom.addWidget(self.level_plot)
-        bottom.addWidget(pv)
-        bottom.setSizes([500, 300])
-        plots = QSplitter(Qt.Orientation.Vertical)
-        plots.addWidget(self.loss_plot)
-        plots.addWidget(bottom)
-        plots.setSizes([400, 300])
+        self.plots = TrainPlots()
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -98,7 +74,7 @@ class TrainTab(QWidget):
         top.addWidget(self.run_bar.progress, 2)
         top.addWidget(self.run_bar.status, 3)
         rl.addLayout(top)
-        rl.addWidget(plots, 1)
+        rl.addWidget(self.plots, 1)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(side_panel(self.data, self.form, run_form, self.run_bar))
         split.addWidget(right)
@@ -183,10 +159,7 @@ class TrainTab(QWidget):
         if resume:
             self.show_run_history(run_dir)
         else:
-            self.loss_plot.clear()
-            self.preview.clear()
-            self.level_plot.set_sigmas([])
-            self._time_offset = 0.0
+            self.plots.clear()
         self.run_bar.progress.setMaximum(int(cfg["train"]["n_iters"]))
         self.run_bar.status.setText("Loading data and building the model\u2026")
         self._ended = False
@@ -224,35 +197,15 @@ class TrainTab(QWidget):
 
     # --- history -------------------------------------------------------------------------------
     def show_run_history(self, run_dir: str) -> int:
-        """Fill the plots from a run folder's metrics.jsonl and its newest preview PNG; returns the number of
-        points shown."""
-        recs = jobs.read_metrics(run_dir)
-        try:
-            cfg = json.loads((Path(run_dir) / "config.json").read_text())
-            sig = list(jobs.config_sigmas(cfg))
-            self.run_bar.progress.setMaximum(int(cfg["train"]["n_iters"]))
-        except (OSError, ValueError, KeyError):
-            sig = [math.nan] * (len(recs[0].get("loss_per_sigma") or []) if recs else 0)
-        t0 = recs[0].get("time", 0.0) if recs else 0.0
-        steps = [r["step"] for r in recs]
-        times = [float(r.get("time", t0)) - t0 for r in recs]
-        self.loss_plot.set_history(steps, times, [r["loss"] for r in recs])
-        self.level_plot.set_sigmas(sig)
-        rows = [r.get("loss_per_sigma") or [None] * len(sig) for r in recs]
-        self.level_plot.set_history(steps, [[math.nan if v is None else v for v in row] for row in rows])
-        self._time_offset = times[-1] if times else 0.0
-        if steps:
-            self.run_bar.progress.setValue(int(steps[-1]))
-            self.last_step = int(steps[-1])
-            self.run_bar.status.setText(f"Run {Path(run_dir).name} (from its metrics.jsonl): step {steps[-1]:,}, "
+        """Show a run folder's history (metrics.jsonl, newest preview); returns the number of points shown."""
+        recs, n_iters = self.plots.show_history(run_dir)
+        if n_iters is not None:
+            self.run_bar.progress.setMaximum(n_iters)
+        if recs:
+            self.last_step = int(recs[-1]["step"])
+            self.run_bar.progress.setValue(self.last_step)
+            self.run_bar.status.setText(f"Run {Path(run_dir).name} (from its metrics.jsonl): step {self.last_step:,}, "
                                         f"last loss {recs[-1]['loss']:.4g}")
-        previews = sorted((Path(run_dir) / "samples").glob("preview_*.png"))
-        if previews:
-            from PIL import Image
-            with Image.open(previews[-1]) as im:
-                a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-            self.preview.set_images(np.moveaxis(a, -1, 0)[None], nrow=1, immediate=True)
-            self.preview_label.setText(f"Preview samples at step {int(previews[-1].stem.split('_')[1]):,} (EMA weights)")
         return len(recs)
 
     def screenshot_demo(self) -> None:
@@ -271,20 +224,16 @@ class TrainTab(QWidget):
         kind = type(ev).__name__
         status = self.run_bar.status
         if kind == "TrainStarting":
-            if not ev.resume or not self.level_plot.curves:  # a resumed run keeps the history it showed
-                self.level_plot.set_sigmas(ev.sigmas)
+            self.plots.start(ev.sigmas, ev.resume)
             self.run_bar.progress.setMaximum(int(ev.config["train"]["n_iters"]))
         elif kind == "TrainStep":
             self.last_step = ev.step
-            self.loss_plot.append(ev.step, self._time_offset + ev.elapsed_s, ev.loss)
-            self.level_plot.append(ev.step, ev.loss_per_sigma)
+            self.plots.add_step(ev)
             self.run_bar.set_progress(ev.step, ev.n_iters)
             status.setText(f"step {ev.step:,} / {ev.n_iters:,}   loss {ev.loss:.4g}   {ev.images_per_s:,.0f} images/s   "
                            f"elapsed {format_duration(ev.elapsed_s)}   ETA {format_duration(ev.eta_s)}")
         elif kind == "Preview":
-            imgs = np.asarray(ev.images)
-            self.preview.set_images(imgs, nrow=jobs.grid_nrow(len(imgs)))
-            self.preview_label.setText(f"Preview samples at step {ev.step:,} (EMA weights, few Langevin steps)")
+            self.plots.add_preview(ev)
         elif kind == "CheckpointSaved":
             self.last_checkpoint = ev.path
             self.status_message.emit(f"Checkpoint saved: {ev.path}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
@@ -26,10 +26,10 @@ def describe(info: jobs.CheckpointInfo) -> str:
 class ModelPicker(QGroupBox):
     """A combo of known checkpoints (items carry the path as data) and Open..., above a description of the model.
 
-    `checkpoint_changed(path)` on every new choice. With a `reader` (controller.CheckpointReader, handed in: widgets
-    do not import the bridge) the picker reads each choice's description itself and reports it as
-    `model_read(CheckpointInfo)` or `model_failed(path, message)`; without one, the tab loads the model and calls
-    `show_info`."""
+    `checkpoint_changed(path)` on every new choice. With a `reader` (a controller.LatestRun, handed in: widgets
+    do not import the bridge) the picker reads each choice's description (jobs.inspect_checkpoint) off the GUI
+    thread and reports it as `model_read(CheckpointInfo)` or `model_failed(path, message)`; without one, the tab
+    loads the model and calls `show_info`."""
 
     checkpoint_changed = Signal(str)
     model_read = Signal(object)
@@ -50,18 +50,22 @@ class ModelPicker(QGroupBox):
         self.info_label = QLabel("No checkpoint loaded.")
         self.info_label.setWordWrap(True)
         self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.latest_button = QPushButton()  # offers the newest checkpoint found when the built-in model is missing
+        self.latest_button.hide()
         row = QHBoxLayout()
         row.addWidget(self.combo, 1)
         row.addWidget(self.open_button)
         lay = QVBoxLayout(self)
         lay.addLayout(row)
         lay.addWidget(self.info_label)
+        lay.addWidget(self.latest_button)
         self.open_button.clicked.connect(self.open_dialog)
+        self.latest_button.clicked.connect(lambda: self.set_path(self.latest_button.toolTip()))
         self.combo.activated.connect(self._on_activated)
         if reader is not None:
             self.checkpoint_changed.connect(self._on_checkpoint_changed)
-            reader.read_done.connect(self._on_read_done)
-            reader.read_failed.connect(self._on_read_failed)
+            reader.finished.connect(self._on_read)
+            reader.errored.connect(self._on_read_failed)
         self._last: Optional[str] = None
         self.refresh()
 
@@ -129,6 +133,19 @@ class ModelPicker(QGroupBox):
     def show_info(self, info: jobs.CheckpointInfo) -> None:
         self.info_label.setText(describe(info))
         self.info_label.setStyleSheet("")
+        self.latest_button.hide()
+
+    def show_missing_builtin(self, roots: Sequence[Path]) -> None:
+        """Say that the built-in model is missing and offer the newest checkpoint of a run under `roots`."""
+        ckpts = sorted({p for r in roots for p in Path(r).glob("*/checkpoints/ckpt_*.pt")},
+                       key=lambda p: p.stat().st_mtime)
+        self.show_problem(f"The built-in model {self.builtin} does not exist yet (it is made by training the "
+                          f"mnist-cpu preset). Click <b>Open\u2026</b> above and pick a checkpoint .pt file"
+                          + (", or use the newest one found below." if ckpts else "."))
+        if ckpts:
+            self.latest_button.setText(f"Use {ckpts[-1].parent.parent.name}/{ckpts[-1].name}")
+            self.latest_button.setToolTip(str(ckpts[-1]))
+            self.latest_button.show()
 
     def show_problem(self, text: str) -> None:
         self.info_label.setText(text)
@@ -137,15 +154,16 @@ class ModelPicker(QGroupBox):
     def _on_checkpoint_changed(self, path: str) -> None:
         self.info_label.setText(f"Reading {Path(path).name}\u2026")
         self.info_label.setStyleSheet("")
-        self.reader.read(path)
+        self.reader.start(lambda: jobs.inspect_checkpoint(path))
 
-    def _on_read_done(self, info: jobs.CheckpointInfo) -> None:
-        self.show_info(info)
-        self.model_read.emit(info)
+    def _on_read(self, info: Optional[jobs.CheckpointInfo]) -> None:
+        if info is not None:  # None: the read failed, and _on_read_failed said so
+            self.show_info(info)
+            self.model_read.emit(info)
 
-    def _on_read_failed(self, path: str, message: str) -> None:
+    def _on_read_failed(self, message: str) -> None:
         self.show_problem("Could not read this checkpoint.")
-        self.model_failed.emit(path, message)
+        self.model_failed.emit(self._last or "", message)
 
 
 def newest_run_checkpoints(root: Path, limit: int = 8):

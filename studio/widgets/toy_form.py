@@ -11,10 +11,11 @@ from ncsn_core.config import ConfigError, ToySettings
 
 
 class ToyForm(QWidget):
-    """Two groups: `ladder_box` (sigma_1, sigma_L, L) and `langevin_box` (step size, T, particles, seed, which
-    score, speed; the tab adds its run controls below them). `settings()` is the engine's ToySettings the form
-    describes: plain Langevin makes L*T steps of eps, annealed Langevin T steps per level with
-    alpha_i = eps * sigma_i^2 / sigma_L^2 (paper, Fig. 3). `changed()` after every edit."""
+    """Three groups: `ladder_box` (sigma_1, sigma_L, L), `langevin_box` (step size, T, particles, seed, which
+    score, speed) and `learned_box` (the MLP's objective and iterations); the tab adds its run controls below
+    the last two. `settings()` is the engine's ToySettings the form describes: plain Langevin makes L*T steps
+    of eps, annealed Langevin T steps per level with alpha_i = eps * sigma_i^2 / sigma_L^2 (paper, Fig. 3).
+    `changed()` after every edit of the experiment."""
 
     changed = Signal()
 
@@ -39,6 +40,15 @@ class ToyForm(QWidget):
         self.speed_combo = QComboBox()
         self.speed_combo.addItems(["watchable (\u2248 10 s)", "as fast as possible"])
         self.speed_combo.setToolTip("Watchable slows the chains down so that you can follow the particles")
+        self.loss_combo = QComboBox()
+        for text, loss in (("DSM (denoising)", "dsm"), ("SSM (sliced)", "ssm"),
+                           ("SSM-VR (sliced, variance reduced)", "ssm_vr")):
+            self.loss_combo.addItem(text, loss)
+        self.iters_spin = QSpinBox()
+        self.iters_spin.setRange(100, 50000)
+        self.iters_spin.setSingleStep(500)
+        self.iters_spin.setValue(2000)
+        self.iters_spin.setToolTip("Adam steps on batches of 256 mixture samples (a report every 100)")
 
         self.ladder_box = QGroupBox("Noise ladder \u03c3\u2081 > \u2026 > \u03c3_L")
         f1 = QFormLayout(self.ladder_box)
@@ -55,10 +65,15 @@ class ToyForm(QWidget):
         f2.addRow("Score", self.score_combo)
         f2.addRow("Speed", self.speed_combo)
         QVBoxLayout(self.langevin_box).addLayout(f2)
+        self.learned_box = QGroupBox("Learned score (noise-conditional MLP)")
+        f3 = QFormLayout()
+        f3.addRow("Objective", self.loss_combo)
+        f3.addRow("Iterations", self.iters_spin)
+        QVBoxLayout(self.learned_box).addLayout(f3)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.ladder_box)
-        lay.addWidget(self.langevin_box)
+        for g in (self.ladder_box, self.langevin_box, self.learned_box):
+            lay.addWidget(g)
         self._on_changed()
 
     def _spin(self, lo, hi, value, tip: str, decimals: Optional[int] = None, step: float = 1.0):
@@ -80,6 +95,15 @@ class ToyForm(QWidget):
         return ToySettings(n_particles=self.particles_spin.value(), langevin_step_size=eps, langevin_n_steps=L * T,
                            sigma_begin=self.sigma_begin_spin.value(), sigma_end=self.sigma_end_spin.value(),
                            num_classes=L, step_lr=eps, n_steps_each=T, seed=self.seed_spin.value())
+
+    def set_busy(self, chains: bool, training: bool) -> None:
+        """While the chains run their settings are fixed; while the MLP trains, the ladder and its training's."""
+        self.ladder_box.setEnabled(not chains and not training)
+        for w in (self.step_lr_spin, self.t_spin, self.particles_spin, self.seed_spin, self.score_combo,
+                  self.speed_combo):
+            w.setEnabled(not chains)
+        self.loss_combo.setEnabled(not training)
+        self.iters_spin.setEnabled(not training)
 
     def learned(self) -> bool:
         """Whether the chains should follow the learned score instead of the exact one."""

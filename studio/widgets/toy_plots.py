@@ -7,7 +7,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QCheckBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QSlider,
+                               QVBoxLayout, QWidget)
 
 VIEW = 10.0           # the particle plots show [-VIEW, VIEW]^2 (zoom out with the mouse to see more)
 LOWER_LEFT = QColor(80, 200, 255)
@@ -226,3 +227,95 @@ class FieldView(QWidget):
             x, y = item.getData()
             return np.empty((0, 2)) if x is None else np.stack([x, y], axis=1)
         return xy(self.exact_arrows), xy(self.learned_arrows)
+
+
+EXPLANATION = (
+    "<b>Why annealing works.</b> The data are 1/5 N((\u22125,\u22125), I) + 4/5 N((5,5), I). The score \u2207log p only "
+    "points to the nearest mode and the density between the modes is nearly zero, so under plain Langevin "
+    "no particle crosses: each mode keeps the share that started near it (about 1/2), not the true 1/5. "
+    "Score matching is blind there too: the learned field is worst in low-density regions. Annealed "
+    "Langevin starts on heavily noised data (\u03c3\u2081 = 20), where the modes merge into one blob that the "
+    "particles share by weight; as \u03c3 shrinks each particle follows its mode and the 1 : 4 split survives. "
+    "\u03b1_i = \u03b5\u00b7\u03c3_i\u00b2/\u03c3_L\u00b2 makes each level mix in the same T steps.")
+
+
+class ToyPlots(QWidget):
+    """The lab's right-hand side: plain and annealed particles, the field, the share of the lower-left mode over
+    the steps, what to look for, and the MLP's training loss."""
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.plain = ParticlePlot("particles start uniform in [\u22128, 8]\u00b2: press Run")
+        self.annealed = ParticlePlot("\u03c3\u2081 \u2192 \u03c3_L, T steps per level")
+        self.field = FieldView()
+        self.frac_plot = pg.PlotWidget()
+        self.frac_plot.setYRange(0, 1, padding=0.02)
+        self.frac_plot.setLabel("bottom", "step")
+        self.truth_line = pg.InfiniteLine(0.2, angle=0, pen=pg.mkPen((200, 200, 200), style=Qt.PenStyle.DashLine),
+                                          label="truth 0.2", labelOpts={"position": 0.08, "color": (200, 200, 200)})
+        self.frac_plot.addItem(self.truth_line)
+        self.frac_plot.addLegend(offset=(-5, 5), brush=pg.mkBrush(0, 0, 0, 170))
+        self.plain_curve = self.frac_plot.plot(pen=pg.mkPen((180, 180, 180), width=2), name="plain")
+        self.ann_curve = self.frac_plot.plot(pen=pg.mkPen((0, 230, 160), width=2), name="annealed")
+        self.loss_plot = pg.PlotWidget()
+        self.loss_plot.setLabel("bottom", "iteration")
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((255, 120, 120), width=2), symbol="o", symbolSize=4)
+        explanation = QLabel(EXPLANATION)
+        explanation.setWordWrap(True)
+        explanation.setTextFormat(Qt.TextFormat.RichText)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(box("Plain Langevin: x \u2190 x + \u03b5/2\u00b7\u2207log p(x) + \u221a\u03b5\u00b7z", self.plain), 0, 0)
+        grid.addWidget(box("Annealed Langevin (Algorithm 1)", self.annealed), 0, 1)
+        grid.addWidget(box("Density p_\u03c3 and score field \u2207log p_\u03c3", self.field), 0, 2)
+        grid.addWidget(box("Lower-left share of the particles (truth: 1/5)", self.frac_plot), 1, 0)
+        grid.addWidget(box("What to look for", explanation), 1, 1)
+        grid.addWidget(box("Learned score: training loss", self.loss_plot), 1, 2)
+        for col in range(3):
+            grid.setColumnStretch(col, 1)
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 2)
+        self._frame_shown = False
+
+    def show_field(self, field) -> None:
+        """A new jobs.ToyField: the density under the particles and in the field view, the true share."""
+        self.field.set_field(field)
+        set_heat_map(self.plain.density, field.density[0], field.box)
+        if not self._frame_shown:  # before a run the annealed side shows the top level
+            set_heat_map(self.annealed.density, field.density[1], field.box)
+        self.truth_line.setValue(field.true_lower_left)
+        for p in (self.plain, self.annealed):
+            p.bar.set_fraction(p.bar.fraction(), field.true_lower_left)
+
+    def start_chains(self, total_steps: int) -> None:
+        self.plain_curve.setData([], [])
+        self.ann_curve.setData([], [])
+        self.frac_plot.setXRange(0, total_steps, padding=0.02)
+
+    def show_frame(self, f, history: np.ndarray) -> None:
+        """A jobs.ToyFrame, and (global step, plain share, annealed share) rows of every frame so far."""
+        self._frame_shown = True
+        self.plain.show_particles(f.plain, f.plain_lower_left)
+        self.annealed.show_particles(f.annealed, f.annealed_lower_left)
+        out = self.annealed.outside_view(f.annealed)
+        self.annealed.plot.setTitle(f"level {f.level + 1}/{f.n_levels} \u00b7 \u03c3 = {f.sigma:.3g} \u00b7 \u03b1 = "
+                                    f"{f.step_size:.3g}" + (f" \u00b7 {out} outside" if out else ""), size="9pt")
+        self.plain.plot.setTitle(f"step {f.global_step}/{f.total_steps} \u00b7 step size \u03b5 = "
+                                 f"{f.plain_step_size:g}", size="9pt")
+        field = self.field.field
+        if field is not None and f.level + 1 < len(field.density):
+            set_heat_map(self.annealed.density, field.density[f.level + 1], field.box)
+            self.field.follow(f.level + 1)
+        self.plain_curve.setData(history[:, 0], history[:, 1])
+        self.ann_curve.setData(history[:, 0], history[:, 2])
+
+    def start_training(self, n_iters: int) -> None:
+        self.field.report = None
+        self.loss_curve.setData([], [])
+        self.loss_plot.setXRange(0, n_iters, padding=0.02)
+
+    def show_training(self, report, losses: np.ndarray) -> None:
+        """A jobs.ToyTraining report (the learned field) and (iteration, loss) rows so far."""
+        self.field.report = report
+        self.loss_curve.setData(losses[:, 0], losses[:, 1])
+        self.field.draw()

@@ -177,9 +177,9 @@ def test_missing_builtin_model_says_what_to_do(qtbot, tab, tmp_path):
     model, cfg = _tiny()
     ckpt = save_checkpoint(settings.runs_root() / "mine" / "checkpoints" / "ckpt_00000002.pt", cfg, 2, model)
     tab.load_default_model()
-    assert tab.latest_button.isVisible() and "ckpt_00000002.pt" in tab.latest_button.text()
-    qtbot.mouseClick(tab.latest_button, Qt.MouseButton.LeftButton)
-    assert tab.picker.current_path() == str(ckpt.resolve()) and not tab.latest_button.isVisible()
+    assert tab.picker.latest_button.isVisible() and "ckpt_00000002.pt" in tab.picker.latest_button.text()
+    qtbot.mouseClick(tab.picker.latest_button, Qt.MouseButton.LeftButton)
+    assert tab.picker.current_path() == str(ckpt.resolve()) and not tab.picker.latest_button.isVisible()
     assert "step 2" in tab.picker.info_label.text()
 
 
@@ -214,9 +214,9 @@ def test_inpaint_with_tiny_model_keeps_known_pixels(qtbot, tab, denoise):
     else:        # they follow y = image + sigma_L * z
         assert 0 < np.abs(raw_known).max() < 6 * sigma_L
         assert np.std(raw_known) == pytest.approx(sigma_L, rel=0.2)
-    assert tab.result_view.count() == 4 and len(tab.chains.view.images) == 2
-    assert tab.strip_view.count() == 3  # one snapshot per level
-    assert "level 3/3" in tab.chains.level_label.text() and "σ_3" in tab.chains.level_label.text()
+    assert tab.result.view.count() == 4 and len(tab.live.chains.view.images) == 2
+    assert tab.live.strip_view.count() == 3  # one snapshot per level
+    assert "level 3/3" in tab.live.chains.level_label.text() and "σ_3" in tab.live.chains.level_label.text()
     assert tab.run_bar.run_button.isEnabled() and not tab.run_bar.stop_button.isEnabled()
 
 
@@ -345,7 +345,7 @@ def test_start_and_kappa_follow_the_checkpoint_and_reach_the_job_and_the_export(
     assert tab.results() is not None
     assert calls[-1]["init"] == "data-mean" and calls[-1]["variance_correction"] == 1.0
     assert calls[-1]["init_mean"] is not None
-    assert "start data-mean" in tab.result_note.text()
+    assert "start data-mean" in tab.result.note.text()
     meta = read_png_meta(tab.export_row(tmp_path / "row.png"))
     assert meta["init"] == "data-mean" and meta["variance_correction"] == 1.0
 

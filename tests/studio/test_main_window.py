@@ -18,7 +18,7 @@ def start_tiny_training(qtbot, win, n_iters="100000"):
                        ("save_every", "100000")):
         set_text(qtbot, tab.form.fields[key], value)
     qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: tab.loss_plot.raw_curve.xData is not None and len(tab.loss_plot.raw_curve.xData) >= 2,
+    qtbot.waitUntil(lambda: tab.plots.loss_plot.raw_curve.xData is not None and len(tab.plots.loss_plot.raw_curve.xData) >= 2,
                     timeout=60000)
     return tab
 

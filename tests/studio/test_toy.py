@@ -14,7 +14,7 @@ def toy(qtbot):
     t.resize(1380, 820)
     t.show()
     qtbot.waitExposed(t)
-    qtbot.waitUntil(lambda: t.field.field is not None, timeout=20000)
+    qtbot.waitUntil(lambda: t.plots.field.field is not None, timeout=20000)
     return t
 
 
@@ -25,15 +25,15 @@ def _fast(t, particles=1000, T=50):
 
 
 def test_heat_map_and_exact_arrows_are_drawn(toy):
-    img = toy.field.density.image
+    img = toy.plots.field.density.image
     assert img is not None and img.shape == (161, 161)
     # the upper-right mode carries 4/5 of the mass: its peak is 4x the lower-left one (same std)
     lo, hi = img[40, 40], img[120, 120]  # grid points (-4, -4) and (4, 4): symmetric about the modes
     assert hi / lo == pytest.approx(4.0, rel=1e-3)
-    exact, learned = toy.field.arrow_data()
+    exact, learned = toy.plots.field.arrow_data()
     assert len(exact) == 6 * 17 * 17 and len(learned) == 0
-    toy.field.level_slider.setValue(0)
-    assert "σ = 0" in toy.field.field_label.text()
+    toy.plots.field.level_slider.setValue(0)
+    assert "σ = 0" in toy.plots.field.field_label.text()
 
 
 def test_annealing_recovers_the_weights_and_plain_langevin_does_not(qtbot, toy):
@@ -47,11 +47,11 @@ def test_annealing_recovers_the_weights_and_plain_langevin_does_not(qtbot, toy):
     assert abs(f.annealed_lower_left - 0.2) < 0.06
     assert abs(f.plain_lower_left - f.annealed_lower_left) > 0.1
     # the shown shares are the live ones, and the history has one entry per frame
-    assert toy.annealed.bar.fraction() == pytest.approx(f.annealed_lower_left)
-    assert toy.plain.bar.fraction() == pytest.approx(f.plain_lower_left)
+    assert toy.plots.annealed.bar.fraction() == pytest.approx(f.annealed_lower_left)
+    assert toy.plots.plain.bar.fraction() == pytest.approx(f.plain_lower_left)
     h = toy.fraction_history()
     assert len(h) == 10 * 10 and h[-1][0] == 500
-    assert toy.field.level_slider.value() == 10  # the field view followed the chain to the last level
+    assert toy.plots.field.level_slider.value() == 10  # the field view followed the chain to the last level
     assert "Done" in toy.run_bar.status.text() and toy.run_bar.run_button.isEnabled()
 
 
@@ -78,21 +78,21 @@ def test_stop_and_step_size_warning(qtbot, toy):
 
 def test_learned_field_training_reports_loss_and_updates_arrows(qtbot, toy):
     toy.form.levels_spin.setValue(3)
-    qtbot.waitUntil(lambda: len(toy.field.field.sigmas) == 3, timeout=20000)
+    qtbot.waitUntil(lambda: len(toy.plots.field.field.sigmas) == 3, timeout=20000)
     toy.form.score_combo.setCurrentIndex(1)
     assert "train the MLP first" in toy.warning_text() and not toy.run_bar.run_button.isEnabled()
-    exact_before, learned_before = toy.field.arrow_data()
+    exact_before, learned_before = toy.plots.field.arrow_data()
     assert len(learned_before) == 0
     with qtbot.waitSignal(toy.training_finished, timeout=120000):
         assert toy.train("dsm", 200)
     losses = toy.losses()
     assert [s for s, _ in losses] == [100, 200]
     assert all(np.isfinite(v) and v > 0 for _, v in losses)
-    x, y = toy.loss_curve.getData()
+    x, y = toy.plots.loss_curve.getData()
     assert len(x) == 2
-    exact, learned = toy.field.arrow_data()
+    exact, learned = toy.plots.field.arrow_data()
     assert learned.shape == exact.shape and not np.allclose(learned, exact)
-    assert "high-density" in toy.field.error_label.text() and "low-density" in toy.field.error_label.text()
+    assert "high-density" in toy.plots.field.error_label.text() and "low-density" in toy.plots.field.error_label.text()
     # the chains can now run on the learned score
     assert toy.run_bar.run_button.isEnabled()
     _fast(toy, particles=200, T=5)
@@ -125,12 +125,12 @@ def test_closing_while_everything_runs_stops_the_threads(qtbot, toy):
 
 def test_sliced_score_matching_trains_too(qtbot, toy):
     toy.form.levels_spin.setValue(2)
-    qtbot.waitUntil(lambda: len(toy.field.field.sigmas) == 2, timeout=20000)
-    toy.loss_combo.setCurrentIndex(toy.loss_combo.findData("ssm"))
+    qtbot.waitUntil(lambda: len(toy.plots.field.field.sigmas) == 2, timeout=20000)
+    toy.form.loss_combo.setCurrentIndex(toy.form.loss_combo.findData("ssm"))
     with qtbot.waitSignal(toy.training_finished, timeout=120000):
         qtbot.mouseClick(toy.train_bar.run_button, Qt.MouseButton.LeftButton)
-        toy.iters_spin.setValue(100)  # disabled while training: the run keeps its 2000
-        assert not toy.iters_spin.isEnabled() and toy.train_bar.stop_button.isEnabled()
+        toy.form.iters_spin.setValue(100)  # disabled while training: the run keeps its 2000
+        assert not toy.form.iters_spin.isEnabled() and toy.train_bar.stop_button.isEnabled()
         qtbot.waitUntil(lambda: len(toy.losses()) >= 1, timeout=60000)
         qtbot.mouseClick(toy.train_bar.stop_button, Qt.MouseButton.LeftButton)
     assert toy.trained() is not None and toy.trained().loss == "ssm"

@@ -30,7 +30,7 @@ def fill_tiny_form(qtbot, tab, n_iters="100000", preview_every="0", save_every="
 
 
 def n_points(tab) -> int:
-    x = tab.loss_plot.raw_curve.xData
+    x = tab.plots.loss_plot.raw_curve.xData
     return 0 if x is None else len(x)
 
 
@@ -43,7 +43,7 @@ def test_training_reaches_the_plot_and_stops_with_a_checkpoint(qtbot, tab):
     qtbot.waitUntil(lambda: n_points(tab) >= 2, timeout=60000)
     first = n_points(tab)
     qtbot.waitUntil(lambda: n_points(tab) > first, timeout=30000)   # the curve keeps growing
-    assert len(tab.level_plot.curves) == 3                          # one curve per sigma_i
+    assert len(tab.plots.level_plot.curves) == 3                          # one curve per sigma_i
     assert tab.run_bar.progress.value() > 0 and "images/s" in tab.run_bar.status.text()
     qtbot.mouseClick(tab.run_bar.stop_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller)
@@ -78,7 +78,7 @@ def test_previews_and_finish(qtbot, tab):
     tab.run_finished.connect(finished.append)
     qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller)
-    assert tab.preview.images is not None and len(tab.preview.images) == 4
+    assert tab.plots.preview.images is not None and len(tab.plots.preview.images) == 4
     assert finished and Path(finished[0]).exists() and "step 6" in tab.run_bar.status.text().replace(",", "")
     assert list((Path(tab.run_dir) / "samples").glob("preview_*.png"))
 
