@@ -153,8 +153,9 @@ class LatestRun(QObject):
         self._newest = w
         w.start()
 
-    def wait(self, ms: int = 10000) -> None:
-        """Wait for every run still under way (a thread must end before its widgets are destroyed)."""
+    def wait(self, ms: int = -1) -> None:
+        """Wait for every run still under way (-1: as long as it takes; a thread must end before its widgets are
+        destroyed, and these jobs are short)."""
         for w in self._workers:
             w.stop()
             w.wait(ms)

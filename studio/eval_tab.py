@@ -53,7 +53,8 @@ class EvalTab(Tab):
         self._validate()
 
     def _build(self) -> None:
-        self.picker = ModelPicker("Checkpoint", reader=LatestRun(self))
+        # without ncsn_core.evaluate there is nothing to evaluate, so no checkpoint is read either
+        self.picker = ModelPicker("Checkpoint", reader=LatestRun(self) if self.available else None)
         self.form = SamplerForm("Sampler (annealed Langevin, Alg. 1)", n=(1000, 10, 100_000), ema=True)
         self.form.n_edit.setToolTip("Number of generated samples; FID is biased upwards at small n (compare the "
                                     "real-vs-real floor at the same n)")
@@ -144,7 +145,8 @@ class EvalTab(Tab):
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
         super().shutdown(timeout_ms)
-        self.picker.reader.wait(timeout_ms)  # a checkpoint being read
+        if self.picker.reader is not None:
+            self.picker.reader.wait()  # a checkpoint being read: short, and its thread must end first
 
     def screenshot_demo(self):
         """Representative content for a screenshot: a small evaluation (n = 100, the checkpoint's own sampler

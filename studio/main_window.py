@@ -259,6 +259,7 @@ class MainWindow(QMainWindow):
         busy = self.busy_controllers()
         if not busy:
             self.save_settings()
+            self.shutdown()  # short jobs (a checkpoint being read) end before the widgets go
             event.accept()
             return
         event.ignore()

@@ -154,7 +154,7 @@ class SampleTab(Tab):
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
         super().shutdown(timeout_ms)
-        self.picker.reader.wait(timeout_ms)  # a checkpoint being read
+        self.picker.reader.wait()  # a checkpoint being read: short, and its thread must end first
 
     def screenshot_demo(self):
         """Representative content for a screenshot: 36 samples with the checkpoint's own sampler settings. A

@@ -255,4 +255,4 @@ class ToyTab(Tab):
         self.stop_training()
         super().shutdown(timeout_ms)
         self.training.wait(timeout_ms)
-        self.fields.wait(timeout_ms)
+        self.fields.wait()
