@@ -15,7 +15,7 @@ SPEEDS = [("0.5 levels/s", 0.5), ("1 level/s", 1.0), ("2 levels/s", 2.0), ("5 le
 
 class ChainView(QWidget):
     """Feed it a sampler's states (`add_state`: LangevinState with x a numpy (B, C, H, W) array) and, at the end,
-    the final images (`finish`). `snapshots` holds (label, x) at the end of each level and then the final images;
+    the final images (`finish`); `caption` names the frame shown. `snapshots` holds (label, x) at the end of each level and then the final images;
     while a chain runs, the timeline's last position is the live frame and the view follows it unless the user
     scrubbed back. `level_label` describes the newest state; `level_finished(level, sigma, x)` marks each level's end.
     """
@@ -36,6 +36,7 @@ class ChainView(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.15)
         font.setBold(True)
         self.level_label.setFont(font)
+        self.level_label.setWordWrap(True)  # a narrow column (Inpaint) must not widen the window
         self.level_label.setToolTip("i/L: the current noise level; \u03c3_i its noise scale; \u03b1_i its Langevin step")
         self.view = ImageGridView()
         self.view.set_placeholder(placeholder)
@@ -43,8 +44,6 @@ class ChainView(QWidget):
         self.timeline = QSlider(Qt.Orientation.Horizontal)
         self.timeline.setRange(0, 0)
         self.timeline.setToolTip("Scrub through the end-of-level snapshots of the chain")
-        self.timeline_label = QLabel("")
-        self.timeline_label.setMinimumWidth(170)
         self.play_button = QPushButton("\u25b6 Replay")
         self.play_button.setCheckable(True)
         self.play_button.setEnabled(False)
@@ -58,7 +57,6 @@ class ChainView(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Timeline"))
         row.addWidget(self.timeline, 1)
-        row.addWidget(self.timeline_label)
         row.addWidget(self.play_button)
         row.addWidget(self.speed_combo)
         row.addWidget(self.fit_button)
@@ -83,7 +81,7 @@ class ChainView(QWidget):
         self.snapshots, self.latest, self.levels_seen = [], None, []
         self._model_levels, self._final_captions = model_levels, None
         self._set_timeline(0, 0)
-        self.timeline_label.setText("")
+        self.caption.setText(" ")
         self.play_button.setEnabled(False)
 
     def add_state(self, st) -> None:
@@ -145,8 +143,8 @@ class ChainView(QWidget):
         final = self.latest is None and pos == len(self.snapshots) - 1
         captions = self._final_captions if final else None
         self.view.set_images(x, captions=captions, immediate=immediate)  # nrow: about square
-        self.caption.setText(label + (f"   {self._captions_note}" if captions and self._captions_note else ""))
-        self.timeline_label.setText(label if pos < len(self.snapshots) else "live")
+        live = " (live)" if pos >= len(self.snapshots) else ""
+        self.caption.setText(label + live + (f"   {self._captions_note}" if captions and self._captions_note else ""))
         self.play_button.setEnabled(len(self.snapshots) > 1)
 
     def _on_play(self, on: bool) -> None:

@@ -52,9 +52,9 @@ def test_sampling_animates_through_all_levels(qtbot, tab):
     # the timeline: one snapshot per level (+ the denoised final), scrubbable
     assert len(tab.chains.snapshots) == 4 and tab.chains.timeline.maximum() == 3
     tab.chains.timeline.setValue(0)
-    assert "level 1/3" in tab.chains.timeline_label.text()
+    assert "level 1/3" in tab.chains.caption.text()
     tab.chains.timeline.setValue(3)
-    assert "final" in tab.chains.timeline_label.text()
+    assert "final" in tab.chains.caption.text()
     assert "Done" in tab.run_bar.status.text()
 
 

@@ -94,7 +94,7 @@ def test_chain_view_keeps_one_snapshot_per_level_and_scrubs(qtbot):
     assert [label for label, _ in view.snapshots][-1] == "final (denoised)" and view.timeline.maximum() == 2
     assert view.view.captions() == ["7"] * 4 and view.play_button.isEnabled()
     view.timeline.setValue(0)
-    assert "end of level 1/2" in view.timeline_label.text()
+    assert "end of level 1/2" in view.caption.text()
     qtbot.waitUntil(lambda: view.view.captions() == [])                # labels belong to the final images
 
 
