@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog, QLabel, QWidget
 
 from . import jobs
 from .controller import IDLE, RUNNING, LatestRun, RunController
@@ -20,7 +20,7 @@ from .widgets.model_picker import ModelPicker
 from .widgets.number_edit import NumberEdit
 from .widgets.run_bar import RunBar
 from .widgets.sampler_form import SamplerForm
-from .widgets.side_panel import side_panel
+from .widgets.side_panel import split_workspace
 
 
 def evaluation_available() -> bool:
@@ -68,23 +68,8 @@ class EvalTab(Tab):
         self.banner = MessageBanner(self)
         self.results = EvalResults()
 
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.banner)
-        top = QHBoxLayout()
-        top.addWidget(self.run_bar.progress, 2)
-        top.addWidget(self.run_bar.status, 3)
-        rl.addLayout(top)
-        rl.addWidget(self.results, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(side_panel(self.picker, self.form, self.run_bar, note))
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setSizes([380, 1000])
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(4, 4, 4, 4)
-        outer.addWidget(split)
+        split_workspace(self, (self.picker, self.form, self.run_bar, note), self.banner, self.run_bar.progress,
+                        self.run_bar.status, self.results)
 
         self.picker.model_read.connect(self._on_model_read)
         self.picker.model_failed.connect(self._on_model_failed)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 from . import jobs, settings
 from .controller import IDLE, LatestRun, RunController
@@ -17,7 +16,7 @@ from .widgets.level_picker import LevelPicker
 from .widgets.model_picker import ModelPicker
 from .widgets.run_bar import RunBar
 from .widgets.sampler_form import SamplerForm
-from .widgets.side_panel import side_panel
+from .widgets.side_panel import split_workspace
 
 EXPORTS = {"grid": "png", "strip": "png", "gif": "gif"}  # what -> file extension
 
@@ -56,24 +55,8 @@ class SampleTab(Tab):
         exports.addStretch(1)
         self.export_buttons["grid"].setToolTip("Ctrl+S")
 
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.banner)
-        top = QHBoxLayout()
-        top.addWidget(self.run_bar.status, 3)
-        top.addWidget(self.run_bar.progress, 2)
-        rl.addLayout(top)
-        rl.addWidget(self.chains, 1)
-        rl.addLayout(exports)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(side_panel(self.picker, self.form, self.levels, self.run_bar))
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setSizes([380, 1000])
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(4, 4, 4, 4)
-        outer.addWidget(split)
+        split_workspace(self, (self.picker, self.form, self.levels, self.run_bar), self.banner,
+                        self.run_bar.progress, self.run_bar.status, self.chains, exports)
 
         self.picker.model_read.connect(self._on_model_read)
         self.picker.model_failed.connect(self._on_model_failed)

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLineEdit, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFormLayout, QLineEdit, QWidget
 
 from . import jobs, settings
 from .controller import IDLE, PAUSED, RUNNING, RunController
@@ -17,7 +17,7 @@ from .tab import Tab
 from .widgets.banner import MessageBanner
 from .widgets.data_source import DataSource
 from .widgets.run_bar import RunBar
-from .widgets.side_panel import side_panel
+from .widgets.side_panel import split_workspace
 from .widgets.train_form import TrainForm
 from .widgets.train_plots import TrainPlots
 
@@ -66,24 +66,8 @@ class TrainTab(Tab):
 
         self.banner = MessageBanner(self)
         self.plots = TrainPlots()
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.banner)
-        top = QHBoxLayout()
-        top.addWidget(self.run_bar.progress, 2)
-        top.addWidget(self.run_bar.status, 3)
-        rl.addLayout(top)
-        rl.addWidget(self.plots, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(side_panel(self.data, self.form, run_form, self.run_bar))
-        split.addWidget(right)
-        split.setStretchFactor(0, 0)
-        split.setStretchFactor(1, 1)
-        split.setSizes([380, 1000])
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(split)
+        split_workspace(self, (self.data, self.form, run_form, self.run_bar), self.banner, self.run_bar.progress,
+                        self.run_bar.status, self.plots)
 
         self.data.changed.connect(self._validate)
         self.form.changed.connect(self._validate)

@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
 
 from conftest import set_text, wait_idle
 from ncsn_core.config import ConfigError, SampleConfig, check_data_mean
