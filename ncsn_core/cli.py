@@ -1,4 +1,4 @@
-"""`ncsn`: the headless command line (train, sample, inpaint, toy, info, eval)."""
+"""`ncsn`: the headless command line (train, sample, inpaint, toy, info, eval, bench)."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .config import INITS, Config, ConfigError, PRESETS, get_preset
-from .data import BUILTIN_MODEL
+from .resources import BUILTIN_MODEL
 
 
 class UserError(Exception):
@@ -421,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .evaluate import add_eval_parser
     add_eval_parser(sub, _common, _sampler_flags, UserError)
+    from .bench import add_bench_parser
+    add_bench_parser(sub, _common, UserError)
     return ap
 
 

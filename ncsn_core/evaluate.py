@@ -28,7 +28,7 @@ Progress = Callable[[str, int, int], None]  # (stage: "sample" | "metrics", done
 
 
 def builtin_model_path() -> Path:
-    """The bundled MNIST score model (ncsn_core.data.BUILTIN_MODEL)."""
+    """The bundled MNIST score model (ncsn_core.resources.BUILTIN_MODEL)."""
     return BUILTIN_MODEL
 
 

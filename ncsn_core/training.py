@@ -62,7 +62,10 @@ class Finished:
     checkpoint: Optional[str] = None
 
 
-TrainEvent = Union[TrainStep, Preview, CheckpointSaved, Paused, Finished]
+# None is yielded, at least every HEARTBEAT_S seconds, between reports: nothing to report, but a moment to
+# receive a command, so that "stop" waits for one optimiser step, not for the next logging step.
+TrainEvent = Union[TrainStep, Preview, CheckpointSaved, Paused, Finished, None]
+HEARTBEAT_S = 0.5
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -238,7 +241,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     # window sums stay on the device: no host sync per step, only at log time
     win_loss, win_n = torch.zeros((), device=dev), 0
     win_sums, win_counts = torch.zeros(L, device=dev), torch.zeros(L, device=dev)
-    t_start = t_win = time.perf_counter()
+    t_start = t_win = t_yield = time.perf_counter()
     steps_at_start = step
     while step < tc.n_iters:
         g = step_generator(tc.seed, step, dev)
@@ -281,6 +284,10 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             win_n, t_win = 0, now
             win_sums.zero_(), win_counts.zero_()
             cmd = yield ev
+            t_yield = time.perf_counter()
+        elif time.perf_counter() - t_yield >= HEARTBEAT_S:
+            cmd = yield None
+            t_yield = time.perf_counter()
         if tc.preview_every and step % tc.preview_every == 0:
             c = yield Preview(step, _preview(model, ema, cfg))
             cmd = cmd or c

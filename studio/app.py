@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tab", choices=TABS, help="the tab to open (and to render with --screenshot)")
     p.add_argument("--reset-settings", action="store_true", help="forget window layout, recent files and preferences")
     p.add_argument("--theme", choices=("system", "light", "dark"), help="colour theme (remembered)")
+    p.add_argument("--quit-when-shown", action="store_true", help=argparse.SUPPRESS)  # studio/bench.py's launch time
     return p
 
 
@@ -77,7 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     apply_theme(app, str(settings.value("prefs/theme", "system")))
 
     from .main_window import MainWindow
-    win = MainWindow(offer_resume=not args.screenshot)
+    win = MainWindow(offer_resume=not (args.screenshot or args.quit_when_shown))
     if args.tab:
         win.set_tab(args.tab)
     if args.screenshot:
@@ -90,6 +92,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         win.shutdown()
         return code
     win.show()
+    if args.quit_when_shown:  # the event loop's first turn: the window has been shown and painted
+        from PySide6.QtCore import QTimer
+        QTimer.singleShot(0, lambda: (print(json.dumps({"shown_at": time.time()}), flush=True), app.quit()))
     code = app.exec()
     win.shutdown()
     return code

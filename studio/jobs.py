@@ -2,7 +2,8 @@
 
 Generators run on a GeneratorWorker's thread (studio/worker.py, the bridge), so loading, sampling, training,
 classifying and exporting happen off the GUI thread and only numbers and numpy arrays reach the widgets.
-The engine is imported inside the functions: importing this module loads neither torch nor a model.
+The engine is imported inside the functions (only its configs and resources, numpy only, at the top): importing
+this module loads neither torch nor a model.
 """
 from __future__ import annotations
 
@@ -18,18 +19,17 @@ from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tup
 import numpy as np
 
 from ncsn_core.config import SampleConfig, ToySettings, check_data_mean
+from ncsn_core.resources import BUILTIN_MODEL, load_builtin_mnist  # numpy only: no torch on the GUI thread
 
 
 # --- checkpoints and resources ------------------------------------------------------------------
 def builtin_model() -> Path:
-    """The bundled MNIST score model (ncsn_core.data.BUILTIN_MODEL; the file may be missing in a fresh clone)."""
-    from ncsn_core.data import BUILTIN_MODEL
+    """The bundled MNIST score model (the file may be missing in a fresh clone)."""
     return BUILTIN_MODEL
 
 
 def builtin_digits() -> Tuple[np.ndarray, np.ndarray]:
     """The bundled MNIST test split: images uint8 (10000, 28, 28), labels (10000,); DataError when damaged."""
-    from ncsn_core.data import load_builtin_mnist
     return load_builtin_mnist()
 
 

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import sys
 import threading
 import traceback
 from typing import Any, Callable, Deque, Generator, Optional
 
-import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
 
 def to_plain(value: Any) -> Any:
     """Tensors -> CPU numpy arrays, also inside dataclasses, tuples, lists and dicts (one level deep
     is the common case; recursion keeps it honest for nested results)."""
-    if isinstance(value, torch.Tensor):
+    torch = sys.modules.get("torch")  # not imported at start-up (it takes seconds); no torch, no tensors
+    if torch is not None and isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changes = {}
@@ -146,7 +147,8 @@ class GeneratorWorker(QObject):
             gen = self._make_gen()
             ev = next(gen)
             while True:
-                self.event_emitted.emit(to_plain(ev))
+                if ev is not None:  # None: the generator only offers a moment to receive a command
+                    self.event_emitted.emit(to_plain(ev))
                 cmd = self._next_command()
                 ev = gen.send(cmd) if cmd is not None else next(gen)
         except StopIteration as stop:

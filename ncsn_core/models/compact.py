@@ -48,4 +48,4 @@ class CompactScoreNet(nn.Module):
         d1 = self.dec1(self.merge1(torch.cat([u1, h1], dim=1)), labels)
         u0 = F.interpolate(d1, size=h0.shape[2:], mode="bilinear", align_corners=False)
         d0 = self.dec0(self.merge0(torch.cat([u0, h0], dim=1)), labels)
-        return self.end_conv(F.elu(self.norm_out(d0, labels)))
+        return self.end_conv(F.elu(self.norm_out(d0, labels), inplace=True))

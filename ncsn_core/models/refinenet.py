@@ -48,8 +48,9 @@ class CondResBlock(nn.Module):
             self.shortcut = conv3x3(cin, cout, bias=True, dilation=d) if needs_shortcut else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.elu(self.norm1(x, labels)))
-        h = self.conv2(F.elu(self.norm2(h, labels)))
+        # ELU in place on the norm's output (nothing else reads it): backward keeps one tensor, not two
+        h = self.conv1(F.elu(self.norm1(x, labels), inplace=True))
+        h = self.conv2(F.elu(self.norm2(h, labels), inplace=True))
         return h + (x if self.shortcut is None else self.shortcut(x))
 
 
@@ -67,7 +68,7 @@ class CondRCU(nn.Module):
             residual = x
             for s in range(self.n_stages):
                 k = b * self.n_stages + s
-                x = self.convs[k](F.elu(self.norms[k](x, labels)))
+                x = self.convs[k](F.elu(self.norms[k](x, labels), inplace=True))
             x = x + residual
         return x
 
@@ -155,4 +156,4 @@ class RefineNetDilated(nn.Module):
         r = self.refine2([l3, r], labels, l3.shape[2:])
         r = self.refine3([l2, r], labels, l2.shape[2:])
         r = self.refine4([l1, r], labels, l1.shape[2:])
-        return self.end_conv(F.elu(self.normalizer(r, labels)))
+        return self.end_conv(F.elu(self.normalizer(r, labels), inplace=True))

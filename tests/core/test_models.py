@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from ncsn_core.config import ConfigError, get_preset
-from ncsn_core.models import build_model, conv_flops, count_parameters
+from ncsn_core.models import CondInstanceNormPlus, build_model, conv_flops, count_parameters
+from ncsn_core.models.normalization import cond_instance_norm_plus_reference, instance_stats
 
 
 def _cfg(arch, size, n_channels, **model):
@@ -77,3 +78,53 @@ def test_unknown_arch_and_preset_errors():
         get_preset("mnist-cpu").override("model", arch="unet")
     with pytest.raises(ConfigError, match="unknown preset"):
         get_preset("nope")
+
+
+# --- the fast CondInstanceNorm++ equals the paper's formula, values and gradients ------------------
+def _reference_forward(norm, x, labels):
+    gamma, alpha, beta = norm.embed(labels).chunk(3, dim=1)
+    return cond_instance_norm_plus_reference(x, gamma, alpha, beta)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_cond_instance_norm_plus_equals_the_formula_with_gradients(memory_format):
+    torch.manual_seed(0)
+    norm = CondInstanceNormPlus(6, 4).double()
+    with torch.no_grad():
+        norm.embed.weight.normal_()  # beta and alpha away from their initial values
+    x = (3 + 2 * torch.randn(5, 6, 7, 9, dtype=torch.double)).contiguous(memory_format=memory_format)
+    labels = torch.tensor([0, 3, 1, 1, 2])
+    grads = []
+    for fn in (norm, lambda x_, l_: _reference_forward(norm, x_, l_)):
+        xx = x.clone().requires_grad_(True)
+        norm.zero_grad()
+        out = fn(xx, labels)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=torch.double).view_as(out)).sum().backward()
+        grads.append((out.detach(), xx.grad, norm.embed.weight.grad.clone()))
+    for fast, ref in zip(*grads):
+        torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_instance_stats_gradcheck():
+    x = torch.randn(2, 3, 4, 5, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: instance_stats(t), (x,))
+
+
+@pytest.mark.parametrize("arch,extra", [("refinenet", {"ngf": 8}), ("compact", {"channels": (8, 12, 16)})])
+def test_models_equal_the_term_by_term_channels_first_formulation(arch, extra, monkeypatch):
+    # the speed work (fused norm, ELU in place, channels-last) must not change what the network computes
+    torch.manual_seed(0)
+    model = build_model(_cfg(arch, 28, 1, **extra)).double()
+    x, labels = torch.rand(3, 1, 28, 28, dtype=torch.double), torch.tensor([0, 2, 3])
+    fast = model(x, labels)
+    fast.sum().backward()
+    fast_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    monkeypatch.setattr(CondInstanceNormPlus, "forward", _reference_forward)
+    model = model.to(memory_format=torch.contiguous_format)
+    ref = model.net(x, labels)
+    ref = ref / model.sigmas[labels].view(-1, 1, 1, 1) if model.scale_by_sigma else ref
+    ref.sum().backward()
+    torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-9)
+    for g, p in zip(fast_grads, model.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-8, atol=1e-8)

@@ -273,3 +273,15 @@ def test_checkpoints_carry_the_data_mean_for_the_data_mean_start(tmp_path, capsy
     assert main(["sample", "--checkpoint", str(tmp_path / "old.pt"), "--out", str(tmp_path / "o.png")]) == 2
     err = capsys.readouterr().err
     assert "no data mean image" in err and "--init gaussian" in err
+
+
+def test_stop_is_heard_between_logging_steps(tmp_path, monkeypatch):
+    # a slow model logs rarely; "stop" must not wait for the next logging step (HEARTBEAT_S 0: every step)
+    import ncsn_core.training as training
+    monkeypatch.setattr(training, "HEARTBEAT_S", 0.0)
+    gen = train(tiny_cfg(n_iters=50, log_every=20, save_every=100), tmp_path / "run")
+    assert next(gen) is None  # step 1: nothing to report, but a command can be sent
+    ev = gen.send("stop")
+    assert isinstance(ev, CheckpointSaved) and ev.step == 1
+    fin = next(gen)
+    assert isinstance(fin, Finished) and fin.reason == "stopped" and fin.step == 1

@@ -1,0 +1,53 @@
+"""`ncsn bench`: its workloads measure what they say (on tiny batches; the figures themselves are benchmarks,
+never asserted here), the eager baseline computes the same function, and bad input is one line."""
+import json
+
+import torch
+
+from ncsn_core import bench
+from ncsn_core.cli import main
+from ncsn_core.config import get_preset
+from ncsn_core.models import build_model
+
+
+def test_train_workload_counts_forward_and_backward_flops():
+    train = bench.train_workload("mnist-cpu", 4, "cpu", repeats=1)
+    sample = bench.sample_workload("mnist-cpu", 4, "cpu", budget_s=0.05)
+    assert train["images_per_s"] > 0 and train["peak_mem_mb"] >= 0 and len(train["step_s_all"]) == 1
+    assert sample["image_steps_per_s"] > 0 and sample["n_steps_timed"] >= 2
+    # a training step costs a forward and a backward (about twice the forward): 3x the sampler's forward
+    assert 2.5 < train["gflop_per_image"] / sample["gflop_per_image"] < 3.2
+    assert abs(sample["gflop_per_image"] - 0.107) < 0.01  # the compact model's 0.107 GFLOP per image
+    assert sample["sampler_steps_64"] == 10 * 40 + 1  # the mnist-cpu preset: L = 10, T = 40, a denoising step
+
+
+def test_eager_baseline_computes_the_same_function():
+    cfg = get_preset("mnist-paper").override("model", ngf=8)
+    mod = bench.baseline_module()
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    torch.manual_seed(0)
+    baseline = mod.build_baseline(cfg)
+    x, labels = torch.rand(2, 1, 28, 28), torch.tensor([0, 9])
+    with torch.no_grad(), mod.out_of_place_elu():
+        torch.testing.assert_close(model(x, labels), baseline(x, labels), rtol=1e-4, atol=1e-4)
+
+
+def test_isolated_workload_runs_in_a_subprocess():
+    r = bench._isolated("sample", preset="mnist-cpu", batch=2, device="cpu", budget_s=0.05)
+    assert r["batch"] == 2 and r["image_steps_per_s"] > 0
+    assert "error" in bench._isolated("sample", preset="no-such-preset", batch=2, device="cpu", budget_s=0.05)
+
+
+def test_report_formats_every_row():
+    res = {"device": "cpu", "quick": True, "date": "2026-11-23", "machine": bench.machine(), "matmul_gflops": 100.0,
+           "train": {"compact": bench.train_workload("mnist-cpu", 2, "cpu", repeats=1)}}
+    bench._fraction(res["train"]["compact"], 100.0)
+    text = bench.format_report(res)
+    assert "compact" in text and "of matmul" in text
+    json.dumps(res)  # the --json object is plain data
+
+
+def test_unknown_section_is_one_line(capsys):
+    assert main(["bench", "--sections", "train,warp"]) == 2
+    assert "unknown warp" in capsys.readouterr().err
