@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 ARCHS = ("refinenet", "compact", "mlp")
 LOSSES = ("dsm", "ssm", "ssm_vr")
@@ -63,7 +63,8 @@ class NoiseConfig:
         _check(self.num_classes >= 1, f"num_classes={self.num_classes}: need at least one noise level")
         _check(self.sigma_begin > 0 and self.sigma_end > 0, "sigma_begin and sigma_end must be positive")
         _check(self.num_classes == 1 or self.sigma_begin > self.sigma_end,
-               f"sigma_begin={self.sigma_begin} must exceed sigma_end={self.sigma_end} (the ladder is descending)")
+               f"sigma_end={self.sigma_end} must be smaller than \u03c3\u2081 = sigma_begin={self.sigma_begin} "
+               f"(the ladder is descending)")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,56 @@ class SampleConfig:
         _check(self.step_lr > 0, f"step_lr={self.step_lr} must be > 0")
         _check(self.n_steps_each >= 1, f"n_steps_each={self.n_steps_each} must be >= 1")
         _check(self.init in INITS, f"init {self.init!r} is unknown: choose one of {', '.join(INITS)}")
+
+
+def check_data_mean(init: str, has_data_mean: bool) -> None:
+    """ConfigError when the 'data-mean' start is chosen for a model without the training data's mean image."""
+    _check(init != "data-mean" or has_data_mean,
+           "this checkpoint holds no training-data mean (it was saved before NCSN Studio recorded one), so the "
+           "'data-mean' start is unavailable: choose the uniform or gaussian start")
+
+
+def step_size_warning(step_lr: float, sigma_begin: float, sigma_end: float, scale: float = 1.0) -> Optional[str]:
+    """A warning when the top level's step alpha_1 = step_lr * (sigma_1/sigma_L)^2 is large next to
+    sigma_1^2 (the variance of the top level): the chain then overshoots and can blow up (e.g. the paper's
+    toy sigma 10 -> 0.1 with step_lr 0.1 gives alpha_1 = 1000). `scale` is sigma_1^2 by default."""
+    alpha_1 = step_lr * (sigma_begin / sigma_end) ** 2
+    limit = 2.0 * sigma_begin ** 2 * scale
+    if alpha_1 > limit:
+        return (f"the top level's step alpha_1 = {alpha_1:.3g} exceeds 2*sigma_1^2 = {limit:.3g}: the chain will "
+                f"overshoot or diverge; lower step_lr to at most {limit / (sigma_begin / sigma_end) ** 2:.3g}")
+    return None
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    """The 2-D toy experiment (paper, Fig. 3): from the same uniform start in [-box, box]^2, plain Langevin
+    (langevin_n_steps steps of langevin_step_size) and annealed Langevin (Alg. 1: alpha_i = step_lr *
+    sigma_i^2 / sigma_L^2, n_steps_each steps per level) on the mixture's exact or learned scores."""
+    n_particles: int = 1280
+    box: float = 8.0
+    langevin_step_size: float = 0.1
+    langevin_n_steps: int = 1000
+    sigma_begin: float = 20.0
+    sigma_end: float = 0.7
+    num_classes: int = 10
+    step_lr: float = 0.1
+    n_steps_each: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        NoiseConfig(self.sigma_begin, self.sigma_end, self.num_classes)  # the ladder's own checks and wording
+        _check(self.n_particles >= 1, f"n_particles={self.n_particles} must be >= 1")
+        _check(self.box > 0, f"box={self.box} must be > 0")
+        _check(self.langevin_step_size > 0, f"langevin_step_size={self.langevin_step_size} must be > 0")
+        _check(self.step_lr > 0, f"step_lr={self.step_lr} must be > 0")
+        _check(self.langevin_n_steps >= 1, f"langevin_n_steps={self.langevin_n_steps} must be >= 1")
+        _check(self.n_steps_each >= 1, f"n_steps_each={self.n_steps_each} must be >= 1")
+
+    def sigmas(self) -> Tuple[float, ...]:
+        """The geometric ladder sigma_1 > ... > sigma_L as floats (noise.geometric_sigmas gives the tensor)."""
+        L, ratio = self.num_classes, self.sigma_end / self.sigma_begin
+        return tuple(self.sigma_begin * ratio ** (i / max(L - 1, 1)) for i in range(L))
 
 
 @dataclass(frozen=True)

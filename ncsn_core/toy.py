@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from .config import ToySettings, step_size_warning  # noqa: F401 - the toy's settings and check live with the configs
 from .noise import geometric_sigmas
 from .sampling import annealed_langevin, drain, langevin, make_generator
 
@@ -67,21 +68,6 @@ def uniform_start(n: int, low: float, high: float, generator: torch.Generator) -
     return low + (high - low) * torch.rand(n, 2, generator=generator)
 
 
-@dataclass
-class ToySettings:
-    """The Figure 3 experiment's settings (paper notation: alpha_i = step_lr * sigma_i^2 / sigma_L^2)."""
-    n_particles: int = 1280
-    box: float = 8.0
-    langevin_step_size: float = 0.1
-    langevin_n_steps: int = 1000
-    sigma_begin: float = 20.0
-    sigma_end: float = 0.7
-    num_classes: int = 10
-    step_lr: float = 0.1
-    n_steps_each: int = 100
-    seed: int = 0
-
-
 def run_experiment(s: ToySettings, mixture: Optional[GaussianMixture] = None) -> dict:
     """Plain vs annealed Langevin from uniform starts in [-box, box]^2 with exact scores.
 
@@ -109,18 +95,6 @@ def run_experiment(s: ToySettings, mixture: Optional[GaussianMixture] = None) ->
         "seed": s.seed,
         "notation": "alpha_i = step_lr * sigma_i^2 / sigma_L^2; x <- x + alpha_i/2 * score + sqrt(alpha_i) * z",
     }
-
-
-def step_size_warning(step_lr: float, sigma_begin: float, sigma_end: float, scale: float = 1.0) -> Optional[str]:
-    """A warning when the top level's step alpha_1 = step_lr * (sigma_1/sigma_L)^2 is large next to
-    sigma_1^2 (the variance of the top level): the chain then overshoots and can blow up (e.g. the paper's
-    toy sigma 10 -> 0.1 with step_lr 0.1 gives alpha_1 = 1000). `scale` is sigma_1^2 by default."""
-    alpha_1 = step_lr * (sigma_begin / sigma_end) ** 2
-    limit = 2.0 * sigma_begin ** 2 * scale
-    if alpha_1 > limit:
-        return (f"the top level's step alpha_1 = {alpha_1:.3g} exceeds 2*sigma_1^2 = {limit:.3g}: the chain will "
-                f"overshoot or diverge; lower step_lr to at most {limit / (sigma_begin / sigma_end) ** 2:.3g}")
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

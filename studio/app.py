@@ -9,47 +9,13 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from PySide6.QtCore import QCoreApplication, Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from . import settings
+from .theme import apply_theme
 
 TABS = ("train", "sample", "inpaint", "toy", "evaluate")
-
-
-def apply_theme(app: QApplication, name: str) -> None:
-    """'system' keeps the platform palette; 'light' / 'dark' use Fusion with a matching palette. Widgets
-    read palette roles (never hard-coded text colours), so both stay readable."""
-    if not hasattr(app, "_ncsn_default_palette"):
-        app._ncsn_default_palette = QPalette(app.palette())
-        app._ncsn_default_style = app.style().name()
-    if name == "system":
-        app.setStyle(app._ncsn_default_style)
-        app.setPalette(app._ncsn_default_palette)
-        return
-    app.setStyle("Fusion")
-    p = QPalette()
-    if name == "dark":
-        window, base, text = QColor(45, 45, 48), QColor(30, 30, 32), QColor(230, 230, 230)
-        p.setColor(QPalette.ColorRole.Window, window)
-        p.setColor(QPalette.ColorRole.WindowText, text)
-        p.setColor(QPalette.ColorRole.Base, base)
-        p.setColor(QPalette.ColorRole.AlternateBase, window)
-        p.setColor(QPalette.ColorRole.Text, text)
-        p.setColor(QPalette.ColorRole.Button, window)
-        p.setColor(QPalette.ColorRole.ButtonText, text)
-        p.setColor(QPalette.ColorRole.ToolTipBase, base)
-        p.setColor(QPalette.ColorRole.ToolTipText, text)
-        p.setColor(QPalette.ColorRole.PlaceholderText, QColor(140, 140, 140))
-        p.setColor(QPalette.ColorRole.Highlight, QColor(64, 140, 220))
-        p.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
-        p.setColor(QPalette.ColorRole.Link, QColor(100, 170, 255))
-        for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
-            p.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 120, 120))
-    else:
-        p = app.style().standardPalette()
-        p.setColor(QPalette.ColorRole.Highlight, QColor(38, 110, 200))
-    app.setPalette(p)
 
 
 def process_until(app: QApplication, done: Callable[[], bool], timeout_s: float) -> bool:
@@ -72,8 +38,8 @@ def take_screenshot(app: QApplication, win, path: str, tab: str) -> int:
     win.set_tab(tab)
     settle(app, 0.5)
     demo = getattr(win.tab_widgets[tab], "screenshot_demo", None)
-    if callable(demo):
-        demo()
+    for done in (demo() if callable(demo) else None) or ():  # each: a condition to wait for
+        process_until(app, done, 300)
     settle(app, 1.0)
     img = win.grab()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

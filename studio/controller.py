@@ -1,4 +1,5 @@
-"""The run state machine (idle / running / paused / stopping) that owns one GeneratorWorker at a time."""
+"""The run state machine (idle / running / paused / stopping) that owns one GeneratorWorker at a time, and
+LatestRun for short jobs where only the newest request matters."""
 from __future__ import annotations
 
 from typing import Callable, Generator, Optional
@@ -126,3 +127,43 @@ class RunController(QObject):
             w.deleteLater()
         self._move(IDLE)
         self.finished.emit(result)
+
+
+class LatestRun(QObject):
+    """Short jobs where only the newest request matters (reading a checkpoint's description, computing a field):
+    each `start(make_gen)` runs on its own worker thread; older runs finish unheard. Signals as RunController's,
+    from the newest run only: `event_emitted`, `errored`, then `finished` (its return value, None after an error).
+    """
+
+    event_emitted = Signal(object)
+    finished = Signal(object)
+    errored = Signal(str)
+
+    def __init__(self, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self._workers: list = []   # every run still under way
+        self._newest: Optional[GeneratorWorker] = None
+
+    def start(self, make_gen: Callable[[], Generator]) -> None:
+        w = GeneratorWorker(make_gen, self)
+        w.event_emitted.connect(lambda ev, w=w: self.event_emitted.emit(ev) if w is self._newest else None)
+        w.errored.connect(lambda msg, w=w: self.errored.emit(msg) if w is self._newest else None)
+        w.finished.connect(lambda result, w=w: self._on_finished(w, result))
+        self._workers.append(w)
+        self._newest = w
+        w.start()
+
+    def wait(self, ms: int = -1) -> None:
+        """Wait for every run still under way (-1: as long as it takes; a thread must end before its widgets are
+        destroyed, and these jobs are short)."""
+        for w in self._workers:
+            w.stop()
+            w.wait(ms)
+
+    def _on_finished(self, worker: GeneratorWorker, result: object) -> None:
+        self._workers.remove(worker)
+        worker.wait()
+        worker.deleteLater()
+        if worker is self._newest:
+            self._newest = None
+            self.finished.emit(result)

@@ -1,9 +1,15 @@
-"""The studio's long work as generators over ncsn_core (no Qt here): they run on a GeneratorWorker's thread,
-so everything torch (loading, sampling, recording exports, classifying) happens off the GUI thread and
-only numbers and numpy arrays reach the widgets."""
+"""All of the studio's work that touches torch, as plain functions and generators over ncsn_core (no Qt here).
+
+Generators run on a GeneratorWorker's thread (studio/worker.py, the bridge), so loading, sampling, training,
+classifying and exporting happen off the GUI thread and only numbers and numpy arrays reach the widgets.
+The engine is imported inside the functions (only its configs and resources, numpy only, at the top): importing
+this module loads neither torch nor a model.
+"""
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -12,15 +18,40 @@ from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tup
 
 import numpy as np
 
+from ncsn_core.config import SampleConfig, ToySettings, check_data_mean
+from ncsn_core.resources import BUILTIN_MODEL, load_builtin_mnist  # numpy only: no torch on the GUI thread
 
-# --- checkpoints ------------------------------------------------------------------------------
+
+# --- checkpoints and resources ------------------------------------------------------------------
+def builtin_model() -> Path:
+    """The bundled MNIST score model (the file may be missing in a fresh clone)."""
+    return BUILTIN_MODEL
+
+
+def builtin_digits() -> Tuple[np.ndarray, np.ndarray]:
+    """The bundled MNIST test split: images uint8 (10000, 28, 28), labels (10000,); DataError when damaged."""
+    return load_builtin_mnist()
+
+
+def latest_checkpoint(run_dir: str) -> Optional[Path]:
+    from ncsn_core.checkpoint import latest_checkpoint as latest
+    return latest(Path(run_dir))
+
+
+def is_unfinished(run_dir: str) -> bool:
+    """A run folder whose newest checkpoint is below its configured n_iters (it can be resumed)."""
+    from ncsn_core.training import is_unfinished as unfinished
+    return unfinished(run_dir)
+
+
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """What the UI needs to know about a checkpoint: its config (dict), ladder and image shape.
-    has_data_mean: whether it holds the training data's mean image (needed by the 'data-mean' chain start;
+    """What the UI needs to know about a model: its config (dict), ladder and image shape.
+    path: the checkpoint file (or a description of a model held in memory); step: None when unknown.
+    has_data_mean: whether it holds the training data's mean image (needed by the 'data-mean' start;
     checkpoints saved before NCSN Studio recorded it do not)."""
     path: str
-    step: int
+    step: Optional[int]
     config: dict
     sigmas: Tuple[float, ...]
     has_ema: bool
@@ -32,6 +63,11 @@ class CheckpointInfo:
     @property
     def name(self) -> str:
         return str(self.config.get("name", "custom"))
+
+    @property
+    def sample(self) -> SampleConfig:
+        """The model's own sampler settings (its config's `sample` section)."""
+        return SampleConfig(**self.config["sample"])
 
 
 def inspect_checkpoint(path: str) -> Generator[Any, Optional[str], CheckpointInfo]:
@@ -47,64 +83,55 @@ def inspect_checkpoint(path: str) -> Generator[Any, Optional[str], CheckpointInf
     yield  # noqa: unreachable - makes this a generator, so it runs on the worker like the others
 
 
+def model_info(model: Any, config: Any, path: str, step: Optional[int] = None, has_ema: bool = False) -> CheckpointInfo:
+    """The description of a model already built (a ScoreModel with .sigmas, and its Config)."""
+    return CheckpointInfo(str(path), step, config.to_dict(), tuple(float(v) for v in model.sigmas.tolist()), has_ema,
+                          config.model.arch, config.data.channels, config.data.image_size,
+                          getattr(model, "data_mean", None) is not None)
+
+
+def load_model(path: str) -> Tuple[Any, CheckpointInfo]:
+    """Load a checkpoint (.pt or run folder) on the CPU: (the model, kept opaque by the widgets, its info).
+    CheckpointError (a RuntimeError) says what is wrong with the file."""
+    from ncsn_core.checkpoint import load_checkpoint
+    ld = load_checkpoint(Path(path), device="cpu")
+    return ld.model, model_info(ld.model, ld.config, str(ld.path), ld.step, bool(ld.state.get("ema")))
+
+
 # --- sampling ---------------------------------------------------------------------------------
-# The chain's start (ncsn_core.sampling.initial_noise): value, label in the UI, explanation.
-INIT_CHOICES = (
-    ("uniform", "uniform",
-     "x\u2080 ~ U[0, 1): uniform noise, the paper's start for its image sampler"),
-    ("gaussian", "gaussian",
-     "x\u2080 ~ N(0, \u03c3\u2081\u00b2 I): zero-mean Gaussian noise at the top level's scale"),
-    ("data-mean", "data mean",
-     "x\u2080 ~ N(\u03bc, \u03c3\u2081\u00b2 I), \u03bc the training data's mean image: the mean of the top "
-     "level's perturbed data. A zero-mean start sits nearest the digits with the least ink and, when \u03c3\u2081 "
-     "is too small for the chain to mix between classes, over-produces them"),
-)
-NO_DATA_MEAN = ("this checkpoint holds no training-data mean image (it was saved before NCSN Studio recorded "
-                "it): choose the uniform or gaussian start")
-KAPPA_TIP = ("Variance correction \u03ba: 0 = the paper's Alg. 1; 1 = the chain's stationary variance is exactly "
-             "\u03c3_i\u00b2 for a Gaussian target; removes the extra ink of the paper's update")
-
-
-def check_start(init: str, variance_correction: float, has_data_mean: bool) -> None:
-    """ValueError with a message for the user when the chain's start or kappa cannot be used."""
-    if init not in tuple(v for v, _, _ in INIT_CHOICES):
-        raise ValueError(f"unknown start {init!r}: choose " + ", ".join(lab for _, lab, _ in INIT_CHOICES))
-    if not 0.0 <= float(variance_correction) <= 1.0:
-        raise ValueError(f"variance correction \u03ba = {variance_correction} must be in [0, 1] (0 = the paper's "
-                         f"Alg. 1)")
-    if init == "data-mean" and not has_data_mean:
-        raise ValueError(f"start 'data mean' is not possible: {NO_DATA_MEAN}")
-
-
 @dataclass(frozen=True)
 class SampleSettings:
-    """Annealed Langevin settings (Alg. 1 notation: alpha_i = step_lr * sigma_i^2 / sigma_L^2).
-    levels: indices into the model's own ladder (a subset, descending sigma); None = all levels.
-    init (the chain's start: 'uniform', 'gaussian', 'data-mean') and variance_correction (kappa in [0, 1]):
-    None = the checkpoint config's value (sample_job resolves them, see `resolved`)."""
-    checkpoint: str
+    """One run of a sampler: the SampleConfig fields (Alg. 1 notation: alpha_i = step_lr * sigma_i^2 / sigma_L^2)
+    plus what belongs to the run (checkpoint, n, seed, EMA, a subset of levels). A sampler field left None takes
+    the checkpoint config's value (`resolved`). levels: indices into the model's own ladder; None = all."""
+    checkpoint: str = ""
     n: int = 16
     seed: int = 0
-    step_lr: float = 5e-5
-    n_steps_each: int = 20
-    denoise: bool = True
     use_ema: bool = True
     levels: Optional[Tuple[int, ...]] = None
+    step_lr: Optional[float] = None
+    n_steps_each: Optional[int] = None
+    denoise: Optional[bool] = None
+    init: Optional[str] = None
+    variance_correction: Optional[float] = None
     yield_every: int = 0  # 0: about 4 frames per level
     gif_max_frames: int = 200
     classify: bool = True
-    init: Optional[str] = None
-    variance_correction: Optional[float] = None
 
-    def resolved(self, sample_config: Any) -> "SampleSettings":
-        """These settings with init / variance_correction taken from `sample_config` (a SampleConfig) where None."""
-        return dataclasses.replace(
-            self, init=sample_config.init if self.init is None else self.init,
-            variance_correction=float(sample_config.variance_correction if self.variance_correction is None
-                                      else self.variance_correction))
+    @classmethod
+    def of(cls, sample: SampleConfig, **run: Any) -> "SampleSettings":
+        """A run of the sampler settings `sample` (a validated SampleConfig, e.g. from the sampler form)."""
+        return cls(**dataclasses.asdict(sample), **run)
+
+    def resolved(self, default: SampleConfig) -> "SampleSettings":
+        """These settings with every None sampler field taken from `default`; the engine checks the result
+        (SampleConfig raises ConfigError naming the bad value)."""
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(SampleConfig)
+                 if getattr(self, f.name) is not None}
+        return dataclasses.replace(self, **dataclasses.asdict(dataclasses.replace(default, **given)))
 
     def to_meta(self) -> dict:
-        """The settings for exported files; call on `resolved` settings so init / kappa are the values used."""
+        """The settings for exported files; call on `resolved` settings so every value is the one used."""
         return {"checkpoint": self.checkpoint, "n": self.n, "seed": self.seed, "step_lr": self.step_lr,
                 "n_steps_each": self.n_steps_each, "denoise": self.denoise, "ema": self.use_ema,
                 "levels": list(self.levels) if self.levels is not None else "all",
@@ -159,8 +186,8 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
     cfg = ld.config
     if cfg.model.arch == "mlp":
         raise ValueError(f"{ld.path} is a 2-D toy model: open it in the Toy 2-D lab tab instead")
-    s = s.resolved(cfg.sample)  # None = the checkpoint config's start / kappa; the meta names what was used
-    check_start(s.init, s.variance_correction, ld.model.data_mean is not None)
+    s = s.resolved(cfg.sample)  # None = the checkpoint config's value; the meta names what was used
+    check_data_mean(s.init, ld.model.data_mean is not None)
     all_sigmas = ld.model.sigmas
     levels = tuple(range(len(all_sigmas))) if s.levels is None else tuple(sorted(set(int(i) for i in s.levels)))
     if not levels or min(levels) < 0 or max(levels) >= len(all_sigmas):
@@ -172,9 +199,7 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
         return ld.model(x, index[labels])  # subset position -> the model's own noise level
 
     alphas = step_sizes(sigmas, s.step_lr)
-    info = CheckpointInfo(str(ld.path), ld.step, cfg.to_dict(), tuple(float(v) for v in all_sigmas),
-                          bool(ld.state.get("ema")), cfg.model.arch, cfg.data.channels, cfg.data.image_size,
-                          ld.model.data_mean is not None)
+    info = model_info(ld.model, cfg, str(ld.path), ld.step, bool(ld.state.get("ema")))
     first = yield SampleStarted(info, tuple(float(v) for v in sigmas), tuple(float(a) for a in alphas), levels,
                                 len(levels) * s.n_steps_each)
 
@@ -220,12 +245,95 @@ def classify_digits(x) -> Optional[SampleLabels]:
         return None
 
 
-def classifier_available() -> bool:
+def export_samples(r: SampleResult, what: str, path: str, labels: Optional[SampleLabels] = None) -> Path:
+    """Write a finished run's grid PNG, level strip PNG or chain GIF (`what`), with its settings as metadata."""
+    from ncsn_core.export import save_gif, save_png
+    meta = dict(r.meta)
+    if labels is not None:
+        meta["classifier_digits"] = [int(d) for d in labels.digits]
+    if what == "grid":
+        return save_png(r.grid, Path(path), meta)
+    if what == "strip":
+        if r.strip is None:
+            raise ValueError("no level finished, so there is no strip to export")
+        return save_png(r.strip, Path(path), {**meta, "columns_sigma": list(r.strip_sigmas)})
+    return save_gif(r.frames, Path(path), meta)
+
+
+# --- inpainting -------------------------------------------------------------------------------
+def inpaint_job(model: Any, image: np.ndarray, known: np.ndarray, s: SampleSettings) -> Callable[[], Generator]:
+    """A generator factory for GeneratorWorker (Alg. 2): image (C, H, W) float in [0, 1], known (H, W) bool
+    (True = known pixel); the generator yields LangevinState for s.n completions of the same image.
+    `s` must be resolved (every sampler field set), as the sampler form makes it."""
+    image, known = np.array(image, np.float32), np.array(known, np.float32)
+
+    def make_gen():
+        import torch
+        from ncsn_core.sampling import inpaint
+        mean = getattr(model, "data_mean", None)  # None: a checkpoint saved before the mean was recorded
+        check_data_mean(s.init, mean is not None)
+        device = model.sigmas.device
+        img = torch.from_numpy(image).to(device)[None].expand(s.n, -1, -1, -1).contiguous()
+        m = torch.from_numpy(known).to(device)[None, None]
+        return inpaint(model, model.sigmas, img, m, s.step_lr, s.n_steps_each, seed=s.seed, init=s.init,
+                       denoise=s.denoise, yield_every=max(1, min(10, s.n_steps_each // 5)),
+                       variance_correction=s.variance_correction, init_mean=mean)
+    return make_gen
+
+
+def inpaint_results(image: np.ndarray, known: np.ndarray, x: np.ndarray) -> dict:
+    """A finished run as shown and exported: original (C, H, W), occluded (C, H, W), completions (n, C, H, W) with
+    the known pixels pasted from the original, raw (n, C, H, W) the sampler's final x, known (H, W) bool."""
+    m = known[None].astype(np.float32)
+    # the known pixels are pasted from the original: the sampler's own copy carries sigma_L noise
+    # (without denoising), which is not part of the completion
+    completions = np.clip(x * (1 - m) + image[None] * m, 0, 1).astype(np.float32)
+    return {"original": image.copy(), "occluded": image * m, "completions": completions, "raw": x.copy(),
+            "known": known.copy()}
+
+
+def to_model_image(image: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """(H, W), (H, W, 3) or (H, W, 4) array (uint8 or float in [0, 1]) -> (C, size, size) float32 in [0, 1]
+    (bilinear resize as `ncsn inpaint` does; grey <-> RGB as PIL converts)."""
+    from PIL import Image
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        a = (np.clip(a.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ValueError(f"an image must be (H, W) or (H, W, 3), got shape {a.shape}")
+    im = Image.fromarray(a).convert("L" if channels == 1 else "RGB")
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.BILINEAR)
+    out = np.asarray(im, dtype=np.float32) / 255.0
+    return out[None] if out.ndim == 2 else out.transpose(2, 0, 1).copy()
+
+
+def read_image_file(path: Path) -> np.ndarray:
+    """An image file as an (H, W) or (H, W, 3) uint8 array; ValueError with the reason if unreadable."""
+    from PIL import Image, UnidentifiedImageError
     try:
-        from ncsn_core import metrics
-        return hasattr(metrics, "load_classifier")
-    except Exception:  # noqa: BLE001
-        return False
+        with Image.open(path) as im:
+            grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+            return np.asarray(im.convert("L" if grey else "RGB"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"{path} is not a readable image ({e})") from e
+
+
+def export_inpaint_row(results: dict, info: CheckpointInfo, path: str) -> Path:
+    """Write original, occluded input and completions (an inpaint_results dict with its "settings" and "meta") as
+    one PNG grid, as `ncsn inpaint` does, with the settings, the image and the model in its text chunks."""
+    import torch
+    from ncsn_core.export import save_grid
+    r, s = results, results["settings"]
+    row = np.concatenate([r["original"][None], r["occluded"][None], r["completions"]]).astype(np.float32)
+    meta = {"checkpoint": info.path, "step": info.step, "seed": s.seed, "step_lr": s.step_lr,
+            "n_steps_each": s.n_steps_each, "denoise": s.denoise, "init": s.init,
+            "variance_correction": s.variance_correction, "n": s.n, **r["meta"],
+            "layout": "original, occluded, then completions", "known_pixels": "pasted from the original",
+            "config": info.config}
+    return save_grid(torch.from_numpy(row), Path(path), nrow=len(row), meta=meta)
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -238,17 +346,21 @@ class TrainStarting:
     sigmas: Tuple[float, ...]
 
 
+def config_sigmas(config_dict: dict) -> Tuple[float, ...]:
+    """The noise ladder sigma_1 > ... > sigma_L a config (as a dict) trains on."""
+    from ncsn_core.config import Config
+    from ncsn_core.noise import sigmas_from_config
+    return tuple(float(v) for v in sigmas_from_config(Config.from_dict(config_dict).noise))
+
+
 def train_job(config_dict: dict, run_dir: str, resume: bool = False, device: Optional[str] = None):
     """ncsn_core.training.train with a first TrainStarting event; commands pass straight through."""
     from ncsn_core.config import Config
-    from ncsn_core.noise import sigmas_from_config
     from ncsn_core.training import train
     cfg = Config.from_dict(config_dict)
     if resume:  # the run folder's own config wins: a resumed run must continue the same experiment
-        import json
         cfg = Config.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
-    first = yield TrainStarting(str(run_dir), cfg.to_dict(), resume,
-                                tuple(float(v) for v in sigmas_from_config(cfg.noise)))
+    first = yield TrainStarting(str(run_dir), cfg.to_dict(), resume, config_sigmas(cfg.to_dict()))
     if first == "stop":  # stopped before the first step: nothing to save
         return None
     gen = train(cfg, run_dir, resume=resume, device=device)
@@ -273,7 +385,6 @@ def _save_preview(ev, run_dir: Path, cfg) -> None:
 
 def read_metrics(run_dir: str) -> List[dict]:
     """The TrainStep records of a run's metrics.jsonl (torn or foreign lines skipped)."""
-    import json
     out = []
     p = Path(run_dir) / "metrics.jsonl"
     if not p.exists():
@@ -288,16 +399,6 @@ def read_metrics(run_dir: str) -> List[dict]:
     return out
 
 
-def validate_config(config_dict: dict) -> Optional[str]:
-    """None when the dict makes a valid Config, else the ConfigError message."""
-    from ncsn_core.config import Config, ConfigError
-    try:
-        Config.from_dict(config_dict)
-    except (ConfigError, TypeError, ValueError) as e:
-        return str(e)
-    return None
-
-
 # --- evaluation -------------------------------------------------------------------------------
 class Cancelled(Exception):
     """Raised from the progress callback when the user stops an evaluation."""
@@ -309,8 +410,7 @@ class EvalProgress:
     fraction: Optional[float]
 
 
-def evaluate_job(checkpoint: str, n: int, seed: int, step_lr: Optional[float], n_steps_each: Optional[int],
-                 denoise: Optional[bool], use_ema: bool, batch_size: int, stop_flag: threading.Event,
+def evaluate_job(s: SampleSettings, batch_size: int, stop_flag: threading.Event,
                  progress: Callable[[EvalProgress], None]) -> Generator[Any, Optional[str], Optional[dict]]:
     """ncsn_core.evaluate.evaluate on this thread. `evaluate` blocks, so progress goes out through the
     `progress` callable (a Qt signal's emit is thread-safe) and a stop is a flag checked there."""
@@ -322,8 +422,9 @@ def evaluate_job(checkpoint: str, n: int, seed: int, step_lr: Optional[float], n
         progress(_progress_of(args, kwargs))
 
     try:
-        result = evaluate(checkpoint, n=n, seed=seed, step_lr=step_lr, n_steps_each=n_steps_each, denoise=denoise,
-                          use_ema=use_ema, device="cpu", batch_size=batch_size, progress=on_progress)
+        result = evaluate(s.checkpoint, n=s.n, seed=s.seed, step_lr=s.step_lr, n_steps_each=s.n_steps_each,
+                          denoise=s.denoise, use_ema=s.use_ema, device="cpu", batch_size=batch_size,
+                          progress=on_progress, init=s.init, variance_correction=s.variance_correction)
     except Cancelled:
         return None
     return result
@@ -349,3 +450,165 @@ def _progress_of(args: Sequence, kwargs: Dict[str, Any]) -> EvalProgress:
     if frac is None and len(nums) >= 2:
         texts.append(f"{nums[0]}/{nums[1]}")
     return EvalProgress(" ".join(t for t in texts if t), None if frac is None else max(0.0, min(1.0, frac)))
+
+
+# --- the 2-D toy (paper, Sec. 3 and Fig. 3) -----------------------------------------------------
+N_DENSITY = 161       # heat-map resolution over [-box, box]^2
+N_ARROWS = 17         # quiver resolution (N_ARROWS^2 arrows)
+
+
+@dataclass(frozen=True)
+class ToyFrame:
+    """One snapshot of both chains (numpy only)."""
+    plain: np.ndarray          # (N, 2)
+    annealed: np.ndarray       # (N, 2)
+    plain_lower_left: float
+    annealed_lower_left: float
+    level: int
+    n_levels: int
+    sigma: float
+    step_size: float           # the annealed chain's alpha_i
+    plain_step_size: float
+    step: int
+    n_steps: int
+    global_step: int
+    total_steps: int
+    final: bool
+
+
+@dataclass(frozen=True)
+class ToyField:
+    """Density and exact score of the mixture at sigma = 0 (index 0) and at each sigma_i (index i + 1)."""
+    sigmas: Tuple[float, ...]
+    box: float
+    density: np.ndarray        # (L + 1, N_DENSITY, N_DENSITY), rows = y from -box up, cols = x
+    points: np.ndarray         # (M, 2) arrow tails
+    exact: np.ndarray          # (L + 1, M, 2)
+    true_lower_left: float
+
+
+@dataclass(frozen=True)
+class ToyTraining:
+    """A report of the MLP's training: the learned score at the arrow points for each level (L, M, 2), and
+    field_error's relative errors per level in high- and low-density regions."""
+    step: int
+    n_iters: int
+    loss: float
+    learned: np.ndarray
+    high_error: Tuple[float, ...]
+    low_error: Tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class TrainedScore:
+    """The trained network (kept opaque by the widgets) and the ladder it was trained on."""
+    net: Any
+    sigmas: Tuple[float, ...]
+    loss: str
+
+
+def same_ladder(a: Sequence[float], b: Sequence[float]) -> bool:
+    return len(a) == len(b) and bool(np.allclose(a, b, rtol=1e-4))
+
+
+def arrow_points(box: float, n: int = N_ARROWS) -> np.ndarray:
+    lin = np.linspace(-box * (n - 1) / n, box * (n - 1) / n, n, dtype=np.float32)
+    gx, gy = np.meshgrid(lin, lin, indexing="xy")
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+def toy_field_job(s: ToySettings) -> Callable[[], Generator]:
+    """The mixture's density and exact score on a grid, at sigma = 0 and at each level of s's ladder."""
+    def make_gen():
+        import torch
+        from ncsn_core.noise import geometric_sigmas
+        from ncsn_core.toy import paper_mixture
+        mix = paper_mixture()
+        sig = [0.0] + geometric_sigmas(s.sigma_begin, s.sigma_end, s.num_classes).tolist()
+        lin = torch.linspace(-s.box, s.box, N_DENSITY)
+        gx, gy = torch.meshgrid(lin, lin, indexing="xy")
+        grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
+        pts = torch.from_numpy(arrow_points(s.box))
+        with torch.no_grad():
+            dens = torch.stack([mix.log_prob(grid, v).exp().reshape(N_DENSITY, N_DENSITY) for v in sig])
+            exact = torch.stack([mix.score(pts, v) for v in sig])
+        yield ToyField(tuple(sig[1:]), s.box, dens.numpy(), pts.numpy(), exact.numpy(), float(mix.weights[0]))
+    return make_gen
+
+
+def toy_chains_job(s: ToySettings, frames_per_level: int, delay_s: float = 0.0,
+                   learned: Optional[TrainedScore] = None) -> Callable[[], Generator]:
+    """Plain and annealed Langevin (s) in lockstep, about `frames_per_level` frames per level, sleeping delay_s
+    after each (to make them watchable); with `learned`, both use the trained network instead of the exact
+    scores (the plain chain its smallest-sigma level)."""
+    def make_gen():
+        import torch
+        from ncsn_core.noise import geometric_sigmas
+        from ncsn_core.sampling import annealed_langevin, langevin, make_generator
+        from ncsn_core.toy import paper_mixture, uniform_start
+        mix = paper_mixture()
+        sigmas = geometric_sigmas(s.sigma_begin, s.sigma_end, s.num_classes)
+        L, T = len(sigmas), s.n_steps_each
+        x0 = uniform_start(s.n_particles, -s.box, s.box, make_generator(s.seed, "cpu"))
+        if learned is not None:
+            net = learned.net
+            last = torch.full((s.n_particles,), L - 1, dtype=torch.long)
+            score_net, plain_score = net, (lambda x: net(x, last))
+        else:
+            score_net, plain_score = mix.score_net(sigmas), mix.score
+        k = max(1, T // max(1, frames_per_level))
+        # the plain chain yields at every multiple of gcd(k, T), which includes every global step at which
+        # the annealed chain yields (multiples of k within a level, and each level's end)
+        plain = langevin(plain_score, x0, s.langevin_step_size, s.langevin_n_steps, seed=s.seed + 1,
+                         yield_every=math.gcd(k, T))
+        ann = annealed_langevin(score_net, sigmas, x0.shape, s.step_lr, T, seed=s.seed + 2, x0=x0, yield_every=k)
+        return _lockstep(plain, ann, delay_s)
+    return make_gen
+
+
+def _lockstep(plain, ann, delay_s: float):
+    from ncsn_core.toy import lower_left_fraction
+    p = next(plain)
+    try:
+        a = next(ann)
+        while True:
+            while p.global_step < a.global_step:
+                p = next(plain)
+            cmd = yield ToyFrame(p.x.numpy().copy(), a.x.numpy().copy(), lower_left_fraction(p.x),
+                                 lower_left_fraction(a.x), a.level, a.n_levels, a.sigma, a.step_size, p.step_size,
+                                 a.step, a.n_steps, a.global_step, a.total_steps, a.final)
+            if cmd == "stop":
+                return {"stopped": True}
+            if delay_s:
+                time.sleep(delay_s)
+            a = next(ann)
+    except StopIteration:
+        return {"stopped": False}
+    finally:
+        plain.close()
+        ann.close()
+
+
+def toy_train_job(loss: str, n_iters: int, s: ToySettings) -> Callable[[], Generator]:
+    """toy.train_toy_score on s's ladder, each report with the learned field and field_error per level;
+    returns a TrainedScore (also when stopped early)."""
+    def make_gen():
+        import torch
+        from ncsn_core.noise import geometric_sigmas
+        from ncsn_core.toy import field_error, paper_mixture, train_toy_score
+        mix = paper_mixture()
+        sigmas = geometric_sigmas(s.sigma_begin, s.sigma_end, s.num_classes)
+        pts = torch.from_numpy(arrow_points(s.box))
+        net = None
+        for step, value, net in train_toy_score(loss, n_iters, sigmas, seed=s.seed, mixture=mix):
+            with torch.no_grad():
+                learned = torch.stack([net(pts, torch.full((len(pts),), i, dtype=torch.long))
+                                       for i in range(len(sigmas))])
+            errs = [field_error(net, mix, sigmas, i, box=s.box) for i in range(len(sigmas))]
+            cmd = yield ToyTraining(step, n_iters, value, learned.numpy(),
+                                    tuple(e["high_density_rel_error"] for e in errs),
+                                    tuple(e["low_density_rel_error"] for e in errs))
+            if cmd == "stop":
+                break
+        return TrainedScore(net, tuple(sigmas.tolist()), loss) if net is not None else None
+    return make_gen

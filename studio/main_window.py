@@ -6,13 +6,15 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget)
 
-from . import settings
+from . import jobs, settings
 from .controller import IDLE, RunController
 from .eval_tab import EvalTab
+from .menus import build_menus
 from .sample_tab import SampleTab
+from .theme import apply_theme
 from .train_tab import TrainTab
 from .widgets.banner import MessageBanner
 
@@ -75,83 +77,13 @@ class MainWindow(QMainWindow):
 
         self.state_label = QLabel()
         self.statusBar().addPermanentWidget(self.state_label)
-        self._build_menus()
+        build_menus(self)
         self._connect()
         self._restore_settings()
         self._update_state_label()
         self.statusBar().showMessage("Ready", 3000)
         if offer_resume:
             QTimer.singleShot(0, self.offer_resume)
-
-    # --- menus and shortcuts -------------------------------------------------------------------
-    def _build_menus(self) -> None:
-        m = self.menuBar()
-        file_menu = m.addMenu("&File")
-        self.open_action = QAction("&Open checkpoint\u2026", self, shortcut=QKeySequence.StandardKey.Open)
-        self.open_action.triggered.connect(self.open_checkpoint)
-        self.export_action = QAction("&Export\u2026", self, shortcut=QKeySequence.StandardKey.Save)
-        self.export_action.setStatusTip("Sample: export the grid PNG; Train: save a checkpoint now; "
-                                        "Evaluate: save the results as JSON")
-        self.export_action.triggered.connect(self.export_current)
-        self.quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))  # StandardKey.Quit is empty on some platforms
-        self.quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
-        self.quit_action.triggered.connect(self.close)
-        for a in (self.open_action, self.export_action):
-            file_menu.addAction(a)
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        runs_action = QAction("Runs &folder\u2026", self)
-        runs_action.setStatusTip("Where new training runs are written (and where the checkpoint lists look)")
-        runs_action.triggered.connect(self.choose_runs_folder)
-        file_menu.addAction(runs_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-
-        run_menu = m.addMenu("&Run")
-        self.run_action = QAction("&Run / resume current tab", self, shortcut=QKeySequence(Qt.Key.Key_F5))
-        self.run_action.triggered.connect(self.run_current)
-        self.stop_action = QAction("&Stop current tab", self, shortcut=QKeySequence("Shift+F5"))
-        self.stop_action.triggered.connect(self.stop_current)
-        run_menu.addAction(self.run_action)
-        run_menu.addAction(self.stop_action)
-
-        view_menu = m.addMenu("&View")
-        theme_menu = view_menu.addMenu("&Theme")
-        group = QActionGroup(self)
-        current = str(settings.value("prefs/theme", "system"))
-        for name in ("system", "light", "dark"):
-            a = QAction(name.capitalize(), self, checkable=True)
-            a.setChecked(name == current)
-            a.triggered.connect(lambda _=False, n=name: self.set_theme(n))
-            group.addAction(a)
-            theme_menu.addAction(a)
-        tab_keys = [QKeySequence(f"Ctrl+{i + 1}") for i in range(len(TAB_KEYS))]
-        for i, key in enumerate(TAB_KEYS):
-            a = QAction(f"Go to {TAB_TITLES[key]}", self, shortcut=tab_keys[i])
-            a.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
-            view_menu.addAction(a)
-
-        help_menu = m.addMenu("&Help")
-        about = QAction("&About NCSN Studio", self)
-        about.triggered.connect(self._about)
-        help_menu.addAction(about)
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        paths = settings.recent_checkpoints()
-        if not paths:
-            a = self.recent_menu.addAction("(none yet)")
-            a.setEnabled(False)
-        for p in paths:
-            a = self.recent_menu.addAction(p)
-            a.triggered.connect(lambda _=False, p=p: self.open_checkpoint(p))
-
-    def _about(self) -> None:
-        QMessageBox.about(self, "About NCSN Studio",
-                          "NCSN Studio: train, sample and inspect Noise Conditional Score Networks "
-                          "(Song & Ermon, 2019) on a laptop.\n\nSampler notation (Alg. 1): "
-                          "\u03b1_i = \u03b5\u00b7\u03c3_i\u00b2/\u03c3_L\u00b2, x \u2190 x + \u03b1_i/2\u00b7s + "
-                          "\u221a\u03b1_i\u00b7z.")
 
     # --- wiring --------------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -238,15 +170,14 @@ class MainWindow(QMainWindow):
                 tab.picker.refresh()
 
     def set_theme(self, name: str) -> None:
-        from .app import apply_theme
         settings.set_value("prefs/theme", name)
         apply_theme(QApplication.instance(), name)
 
     # --- resume offer --------------------------------------------------------------------------
     def unfinished_runs(self) -> List[str]:
-        from ncsn_core.training import is_unfinished
         dismissed = set(settings.get_list("recent/dismissed_runs"))
-        return [r for r in settings.recent_runs() if r not in dismissed and Path(r).is_dir() and is_unfinished(r)]
+        return [r for r in settings.recent_runs()
+                if r not in dismissed and Path(r).is_dir() and jobs.is_unfinished(r)]
 
     def offer_resume(self) -> None:
         """A non-modal offer to continue the newest unfinished run of the recent list."""
@@ -254,8 +185,7 @@ class MainWindow(QMainWindow):
         if not runs or self.controllers["train"].state != IDLE:
             return
         run = runs[0]
-        from ncsn_core.checkpoint import latest_checkpoint
-        ck = latest_checkpoint(Path(run))
+        ck = jobs.latest_checkpoint(run)
         step = int(ck.stem.split("_")[1]) if ck else 0
         more = f" ({len(runs) - 1} more unfinished)" if len(runs) > 1 else ""
         self.banner.show_message(f"An unfinished training run was found: {run} (stopped at step {step:,}){more}. "
@@ -285,8 +215,7 @@ class MainWindow(QMainWindow):
         a .pt file is opened in the Sample tab."""
         p = Path(path)
         if p.is_dir():
-            from ncsn_core.checkpoint import latest_checkpoint
-            ck = latest_checkpoint(p)
+            ck = jobs.latest_checkpoint(str(p))
             if ck is not None:
                 self.open_checkpoint(str(ck))
             else:
@@ -330,6 +259,7 @@ class MainWindow(QMainWindow):
         busy = self.busy_controllers()
         if not busy:
             self.save_settings()
+            self.shutdown()  # short jobs (a checkpoint being read) end before the widgets go
             event.accept()
             return
         event.ignore()

@@ -59,6 +59,56 @@ def write_mask_png(fill: np.ndarray, path: Path) -> Path:
     return path
 
 
+QUICK_MASKS = ("Bottom half", "Right half", "Top half", "Centre square", "Random 8×8 blocks")
+
+
+def quick_mask(name: str, shape: Tuple[int, int], rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """A standard occlusion (one of QUICK_MASKS) as a fill mask (H, W), True = to fill."""
+    h, w = shape
+    fill = np.zeros((h, w), bool)
+    if name == "Bottom half":
+        fill[h // 2:] = True
+    elif name == "Top half":
+        fill[: h // 2] = True
+    elif name == "Right half":
+        fill[:, w // 2:] = True
+    elif name == "Centre square":
+        fill[h // 4: h - h // 4, w // 4: w - w // 4] = True
+    elif name.startswith("Random"):
+        rng = rng or np.random.default_rng()
+        b = max(2, min(h, w) // 4)
+        for _ in range(3):
+            r, c = rng.integers(0, h - b + 1), rng.integers(0, w - b + 1)
+            fill[r:r + b, c:c + b] = True
+    else:
+        raise ValueError(f"unknown quick mask {name!r}: choose one of {', '.join(QUICK_MASKS)}")
+    return fill
+
+
+def brush_hits(shape: Tuple[int, int], p0: Tuple[float, float], p1: Tuple[float, float],
+               brush_size: float) -> np.ndarray:
+    """bool (H, W): every pixel whose centre lies within brush_size/2 of the segment p0-p1 (image coordinates
+    (x, y); pixel (r, c) covers [c, c+1) x [r, r+1)), plus the pixels under both ends, so that a 1-pixel brush
+    always paints the pixel under the cursor."""
+    h, w = shape
+    r = brush_size / 2.0
+    (ax, ay), (bx, by) = p0, p1
+    c0, c1 = max(int(math.floor(min(ax, bx) - r)), 0), min(int(math.ceil(max(ax, bx) + r)) + 1, w)
+    r0, r1 = max(int(math.floor(min(ay, by) - r)), 0), min(int(math.ceil(max(ay, by) + r)) + 1, h)
+    hit = np.zeros((h, w), bool)
+    if c0 < c1 and r0 < r1:
+        yy, xx = np.mgrid[r0:r1, c0:c1].astype(np.float64) + 0.5
+        dx, dy = bx - ax, by - ay
+        l2 = dx * dx + dy * dy
+        t = np.clip(((xx - ax) * dx + (yy - ay) * dy) / l2, 0, 1) if l2 > 0 else np.zeros_like(xx)
+        hit[r0:r1, c0:c1] = (xx - ax - t * dx) ** 2 + (yy - ay - t * dy) ** 2 <= r * r
+    for px, py in (p0, p1):
+        c, rr = int(math.floor(px)), int(math.floor(py))
+        if 0 <= c < w and 0 <= rr < h:
+            hit[rr, c] = True
+    return hit
+
+
 class _MaskEdit(QUndoCommand):
     """One undoable change of the whole mask (masks are small: a copy before and after is cheapest)."""
 
@@ -73,7 +123,122 @@ class _MaskEdit(QUndoCommand):
         self._canvas._assign(self._before)
 
 
-class MaskCanvas(QWidget):
+class ZoomView(QWidget):
+    """A view of an image of `image_shape()` (H, W) pixels: fitted to the widget until the user zooms (wheel, at
+    the cursor) or pans (middle-drag, or Space + left-drag; F or a double middle-click fits again); coordinates
+    map both ways between the widget and the image."""
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self._scale: Optional[float] = None  # None = fit to the widget
+        self._offset = QPointF(0, 0)
+        self._pan_from: Optional[QPointF] = None
+        self._space = False                  # Space held: left-drag pans
+
+    def image_shape(self) -> Tuple[int, int]:
+        raise NotImplementedError
+
+    def fit(self) -> None:
+        """Zoom to fit the widget (the view's default until the user zooms or pans)."""
+        self._scale = None
+        self.update()
+
+    def zoom(self) -> float:
+        """Screen pixels per image pixel."""
+        return self._view()[0]
+
+    def image_to_widget(self, x: float, y: float) -> QPointF:
+        """Widget coordinates of image point (x, y) (pixel (r, c) covers [c, c+1) x [r, r+1))."""
+        s, off = self._view()
+        return QPointF(off.x() + x * s, off.y() + y * s)
+
+    def widget_to_image(self, p: QPointF) -> QPointF:
+        s, off = self._view()
+        return QPointF((p.x() - off.x()) / s, (p.y() - off.y()) / s)
+
+    def _fit_scale(self) -> float:
+        h, w = self.image_shape()
+        return max(min((self.width() - 8) / w, (self.height() - 8) / h), 0.1)
+
+    def _view(self) -> Tuple[float, QPointF]:
+        h, w = self.image_shape()
+        if self._scale is None:
+            s = self._fit_scale()
+            return s, QPointF((self.width() - w * s) / 2, (self.height() - h * s) / 2)
+        return self._scale, self._offset
+
+    def _freeze_view(self) -> None:
+        """Turn the fitted view into an explicit one before the user changes it."""
+        if self._scale is None:
+            self._scale, self._offset = self._view()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        steps = event.angleDelta().y() / 120.0
+        if not steps:
+            return
+        self._freeze_view()
+        pos = event.position()
+        anchor = self.widget_to_image(pos)
+        new = min(max(self._scale * 1.25 ** steps, 0.5), 80.0)
+        self._scale = new
+        # keep the image point under the cursor fixed while zooming
+        self._offset = QPointF(pos.x() - anchor.x() * new, pos.y() - anchor.y() * new)
+        self.update()
+        event.accept()
+
+
+
+    # panning: middle-drag, or left-drag with Space held; the subclass's mouse handlers ask these first
+    def _start_pan(self, event: QMouseEvent) -> bool:
+        btn = event.button()
+        if btn == Qt.MouseButton.MiddleButton or (btn == Qt.MouseButton.LeftButton and self._space):
+            self._freeze_view()
+            self._pan_from = event.position()
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+            return True
+        return False
+
+    def _pan_to(self, pos: QPointF) -> bool:
+        if self._pan_from is None:
+            return False
+        self._offset += pos - self._pan_from
+        self._pan_from = pos
+        return True
+
+    def _end_pan(self, event: QMouseEvent) -> bool:
+        if self._pan_from is None or event.button() not in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
+            return False
+        self._pan_from = None
+        self.setCursor(Qt.CursorShape.OpenHandCursor if self._space else Qt.CursorShape.CrossCursor)
+        return True
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.MiddleButton:
+            self.fit()
+        else:
+            self.mousePressEvent(event)  # a double click is one more press
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+        elif event.key() == Qt.Key.Key_F and not event.modifiers():
+            self.fit()
+        else:
+            super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            super().keyReleaseEvent(event)
+
+    def enterEvent(self, event) -> None:  # noqa: N802
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        super().enterEvent(event)
+
+class MaskCanvas(ZoomView):
     """Shows an image scaled up (nearest neighbour) with the mask as a coloured overlay.
 
     Mouse: left = paint with the current tool, right = erase; wheel = zoom at the cursor; middle-drag
@@ -99,13 +264,9 @@ class MaskCanvas(QWidget):
         self._opacity = 0.55
         self._brush_size = 3
         self._tool = "brush"
-        self._scale: Optional[float] = None  # None = fit to the widget
-        self._offset = QPointF(0, 0)
         self._stroke_before: Optional[np.ndarray] = None
         self._stroke_value = True
         self._last_pos: Optional[QPointF] = None
-        self._pan_from: Optional[QPointF] = None
-        self._space = False
         self._hover: Optional[QPointF] = None
 
         self.undo_stack = QUndoStack(self)
@@ -216,26 +377,11 @@ class MaskCanvas(QWidget):
         self._overlay = None
         self.update()
 
-    def fit(self) -> None:
-        """Zoom to fit the widget (the view's default until the user zooms or pans)."""
-        self._scale = None
-        self.update()
-
-    def zoom(self) -> float:
-        """Screen pixels per image pixel."""
-        return self._view()[0]
-
-    def image_to_widget(self, x: float, y: float) -> QPointF:
-        """Widget coordinates of image point (x, y) (pixel (r, c) covers [c, c+1) x [r, r+1))."""
-        s, off = self._view()
-        return QPointF(off.x() + x * s, off.y() + y * s)
-
-    def widget_to_image(self, p: QPointF) -> QPointF:
-        s, off = self._view()
-        return QPointF((p.x() - off.x()) / s, (p.y() - off.y()) / s)
-
     def sizeHint(self) -> QSize:
         return QSize(420, 420)
+
+    def image_shape(self) -> Tuple[int, int]:
+        return self._mask.shape
 
     # --- internals ----------------------------------------------------------------------------
     def _assign(self, fill: np.ndarray) -> None:
@@ -243,22 +389,6 @@ class MaskCanvas(QWidget):
         self._overlay = None
         self.update()
         self.mask_changed.emit()
-
-    def _fit_scale(self) -> float:
-        h, w = self._mask.shape
-        return max(min((self.width() - 8) / w, (self.height() - 8) / h), 0.1)
-
-    def _view(self) -> Tuple[float, QPointF]:
-        h, w = self._mask.shape
-        if self._scale is None:
-            s = self._fit_scale()
-            return s, QPointF((self.width() - w * s) / 2, (self.height() - h * s) / 2)
-        return self._scale, self._offset
-
-    def _freeze_view(self) -> None:
-        """Turn the fitted view into an explicit one before the user changes it."""
-        if self._scale is None:
-            self._scale, self._offset = self._view()
 
     def _overlay_image(self) -> QImage:
         if self._overlay is None:
@@ -270,24 +400,7 @@ class MaskCanvas(QWidget):
         return self._overlay
 
     def _stamp(self, p0: QPointF, p1: QPointF, value: bool) -> None:
-        """Set every pixel whose centre lies within brush_size/2 of the segment p0-p1 (image coordinates),
-        plus the pixels under both ends, so a 1-pixel brush always paints the pixel under the cursor."""
-        h, w = self._mask.shape
-        r = self._brush_size / 2.0
-        ax, ay, bx, by = p0.x(), p0.y(), p1.x(), p1.y()
-        c0, c1 = max(int(math.floor(min(ax, bx) - r)), 0), min(int(math.ceil(max(ax, bx) + r)) + 1, w)
-        r0, r1 = max(int(math.floor(min(ay, by) - r)), 0), min(int(math.ceil(max(ay, by) + r)) + 1, h)
-        hit = np.zeros((h, w), bool)
-        if c0 < c1 and r0 < r1:
-            yy, xx = np.mgrid[r0:r1, c0:c1].astype(np.float64) + 0.5
-            dx, dy = bx - ax, by - ay
-            l2 = dx * dx + dy * dy
-            t = np.clip(((xx - ax) * dx + (yy - ay) * dy) / l2, 0, 1) if l2 > 0 else np.zeros_like(xx)
-            hit[r0:r1, c0:c1] = (xx - ax - t * dx) ** 2 + (yy - ay - t * dy) ** 2 <= r * r
-        for px, py in ((ax, ay), (bx, by)):
-            c, rr = int(math.floor(px)), int(math.floor(py))
-            if 0 <= c < w and 0 <= rr < h:
-                hit[rr, c] = True
+        hit = brush_hits(self._mask.shape, (p0.x(), p0.y()), (p1.x(), p1.y()), self._brush_size)
         if (self._mask[hit] != value).any():
             self._mask[hit] = value
             self._overlay = None
@@ -329,10 +442,7 @@ class MaskCanvas(QWidget):
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         pos = event.position()
         btn = event.button()
-        if btn == Qt.MouseButton.MiddleButton or (btn == Qt.MouseButton.LeftButton and self._space):
-            self._freeze_view()
-            self._pan_from = pos
-            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        if self._start_pan(event):
             return
         if btn in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton) and self._stroke_before is None:
             self._stroke_value = btn == Qt.MouseButton.LeftButton and self._tool == "brush"
@@ -344,43 +454,18 @@ class MaskCanvas(QWidget):
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         pos = event.position()
         self._hover = pos
-        if self._pan_from is not None:
-            self._offset += pos - self._pan_from
-            self._pan_from = pos
-        elif self._stroke_before is not None and self._last_pos is not None:
+        if not self._pan_to(pos) and self._stroke_before is not None and self._last_pos is not None:
             ip = self.widget_to_image(pos)
             self._stamp(self._last_pos, ip, self._stroke_value)
             self._last_pos = ip
         self.update()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
-            self._pan_from = None
-            self.setCursor(Qt.CursorShape.OpenHandCursor if self._space else Qt.CursorShape.CrossCursor)
+        if self._end_pan(event):
             return
         if self._stroke_before is not None:
             self.mouseMoveEvent(event)
             self._end_stroke()
-
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if event.button() == Qt.MouseButton.MiddleButton:
-            self.fit()
-        else:
-            self.mousePressEvent(event)
-
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
-        steps = event.angleDelta().y() / 120.0
-        if not steps:
-            return
-        self._freeze_view()
-        pos = event.position()
-        anchor = self.widget_to_image(pos)
-        new = min(max(self._scale * 1.25 ** steps, 0.5), 80.0)
-        self._scale = new
-        # keep the image point under the cursor fixed while zooming
-        self._offset = QPointF(pos.x() - anchor.x() * new, pos.y() - anchor.y() * new)
-        self.update()
-        event.accept()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         key = event.key()
@@ -388,15 +473,10 @@ class MaskCanvas(QWidget):
             self.brush_size = self._brush_size - max(1, self._brush_size // 6)
         elif key == Qt.Key.Key_BracketRight:
             self.brush_size = self._brush_size + max(1, self._brush_size // 6)
-        elif key == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space = True
-            self.setCursor(Qt.CursorShape.OpenHandCursor)
         elif key == Qt.Key.Key_B and not event.modifiers():
             self.set_tool("brush")
         elif key == Qt.Key.Key_E and not event.modifiers():
             self.set_tool("eraser")
-        elif key == Qt.Key.Key_F and not event.modifiers():
-            self.fit()
         elif event.matches(QKeySequence.StandardKey.Undo):  # reached only when the shortcut did not fire
             self.undo()
         elif event.matches(QKeySequence.StandardKey.Redo) or (
@@ -404,17 +484,6 @@ class MaskCanvas(QWidget):
             self.redo()
         else:
             super().keyPressEvent(event)
-
-    def keyReleaseEvent(self, event) -> None:  # noqa: N802
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space = False
-            self.setCursor(Qt.CursorShape.CrossCursor)
-        else:
-            super().keyReleaseEvent(event)
-
-    def enterEvent(self, event) -> None:  # noqa: N802
-        self.setCursor(Qt.CursorShape.CrossCursor)
-        super().enterEvent(event)
 
     def leaveEvent(self, event) -> None:  # noqa: N802
         self._hover = None

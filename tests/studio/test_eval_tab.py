@@ -6,7 +6,8 @@ from PySide6.QtCore import Qt
 
 from conftest import set_text, wait_idle
 from studio import eval_tab
-from studio.eval_tab import EvalTab, histogram_of, sampler_caption
+from studio.eval_tab import EvalTab
+from studio.widgets.eval_results import histogram_of, sampler_caption
 
 
 @pytest.fixture
@@ -15,6 +16,7 @@ def tab(qtbot, tiny_checkpoint):
     qtbot.addWidget(t)
     t.show()
     t.picker.set_path(tiny_checkpoint)
+    qtbot.waitUntil(lambda: t.info is not None, timeout=30000)   # the form fills with the checkpoint's settings
     yield t
     if t.controller.state == "running":
         t.stop()
@@ -23,22 +25,23 @@ def tab(qtbot, tiny_checkpoint):
 
 
 def test_evaluation_fills_figures_and_histogram(qtbot, tab, tmp_path):
-    set_text(qtbot, tab.n_edit, "10")
-    set_text(qtbot, tab.steps_edit, "1")
+    set_text(qtbot, tab.form.n_edit, "10")
+    set_text(qtbot, tab.form.steps_edit, "1")
     set_text(qtbot, tab.batch_edit, "10")
     progress = []
     tab._relay.progressed.connect(progress.append)
-    qtbot.mouseClick(tab.run_button, Qt.MouseButton.LeftButton)
-    assert tab.controller.state == "running" and tab.stop_button.isEnabled()
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
+    assert tab.controller.state == "running" and tab.run_bar.stop_button.isEnabled()
     wait_idle(qtbot, tab.controller, timeout=120000)
     assert tab.banner.isHidden() or "failed" not in tab.banner.text()
-    assert tab.result is not None and progress
-    assert "n=10" in tab.caption.text() and "n_steps_each=1" in tab.caption.text()
-    figures = {tab.table.item(r, 0).text(): tab.table.item(r, 1).text() for r in range(tab.table.rowCount())}
+    assert tab.results.result is not None and progress
+    assert "n=10" in tab.results.caption.text() and "n_steps_each=1" in tab.results.caption.text()
+    table = tab.results.table
+    figures = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
     assert "FID (digit-classifier features)" in figures and "FID real vs real (floor)" in figures
-    heights = tab.hist_bars.opts["height"]
+    heights = tab.results.hist_bars.opts["height"]
     assert len(heights) == 10 and abs(float(np.sum(heights)) - 1.0) < 1e-6
-    x, y = tab.level_curve.getData()
+    x, y = tab.results.level_curve.getData()
     assert len(y) == 3                                    # the tiny model's 3 noise levels
     import json
     saved = tab.export_action(str(tmp_path / "eval.json"))
@@ -50,7 +53,7 @@ def test_missing_module_is_a_message(qtbot, monkeypatch):
     t = EvalTab()
     qtbot.addWidget(t)
     assert not t.banner.isHidden() and "evaluate.py" in t.banner.text()
-    assert not t.run_button.isEnabled() and t.run() is False
+    assert not t.run_bar.run_button.isEnabled() and t.run() is False
 
 
 def test_result_helpers_accept_other_shapes():

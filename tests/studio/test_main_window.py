@@ -16,9 +16,9 @@ def start_tiny_training(qtbot, win, n_iters="100000"):
     tab.config_overrides = TINY_OVERRIDES
     for key, value in (("n_iters", n_iters), ("batch_size", "8"), ("num_classes", "3"), ("preview_every", "0"),
                        ("save_every", "100000")):
-        set_text(qtbot, tab.fields[key], value)
-    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: tab.loss_plot.raw_curve.xData is not None and len(tab.loss_plot.raw_curve.xData) >= 2,
+        set_text(qtbot, tab.form.fields[key], value)
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.plots.loss_plot.raw_curve.xData is not None and len(tab.plots.loss_plot.raw_curve.xData) >= 2,
                     timeout=60000)
     return tab
 
@@ -38,7 +38,7 @@ def test_f5_starts_training_on_the_train_tab(qtbot, window):
     tab = window.train_tab
     tab.config_overrides = TINY_OVERRIDES
     for key, value in (("n_iters", "5"), ("batch_size", "8"), ("num_classes", "3"), ("preview_every", "0")):
-        set_text(qtbot, tab.fields[key], value)
+        set_text(qtbot, tab.form.fields[key], value)
     window.run_action.trigger()
     assert window.controllers["train"].state == "running"
     assert "Train: running" in window.state_label.text()
@@ -79,10 +79,10 @@ def test_worker_error_shows_a_message_and_the_window_lives(qtbot, window, tmp_pa
     tab.config_overrides = TINY_OVERRIDES
     (tmp_path / "imgs").mkdir()
     tab.set_data_folder(str(tmp_path / "imgs"))          # a folder without images: the loader raises
-    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, window.controllers["train"])
     assert tab.banner.isVisible() and "failed" in tab.banner.text()
-    assert window.isVisible() and tab.start_button.isEnabled()
+    assert window.isVisible() and tab.run_bar.run_button.isEnabled()
 
     # any generator failing in a tab's controller ends as that tab's message
     def boom():
@@ -116,11 +116,11 @@ def test_closing_while_training_asks_then_stops_and_saves(qtbot, window, monkeyp
 def test_quit_shortcut_while_paused_also_saves(qtbot, window, monkeypatch):
     tab = start_tiny_training(qtbot, window)
     with qtbot.waitSignal(tab.checkpoint_saved, timeout=30000):
-        qtbot.mouseClick(tab.pause_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(tab.run_bar.pause_button, Qt.MouseButton.LeftButton)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.quit_action.trigger()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=60000)
-    assert "Stopped" in tab.stats.text()
+    assert "Stopped" in tab.run_bar.status.text()
 
 
 def test_unfinished_run_is_offered_and_resumed(qtbot):
@@ -174,8 +174,8 @@ def test_dropping_a_folder_or_checkpoint(qtbot, window, tmp_path, tiny_checkpoin
     for i in range(3):
         Image.fromarray((np.random.default_rng(i).random((40, 40, 3)) * 255).astype("uint8")).save(folder / f"{i}.png")
     assert window.handle_dropped_path(str(folder))
-    assert window.current_key() == "train" and window.train_tab.source() == "folder"
-    assert "3 image files" in window.train_tab.data_info.text()
+    assert window.current_key() == "train" and window.train_tab.data.source() == "folder"
+    assert "3 image files" in window.train_tab.data.info.text()
     assert window.handle_dropped_path(tiny_checkpoint)
     assert window.current_key() == "sample"
     qtbot.waitUntil(lambda: window.sample_tab.info is not None, timeout=30000)
@@ -195,7 +195,7 @@ def test_dark_theme_keeps_text_readable(qtbot, window):
         banner.show_message("hello", "error")
         assert banner.palette().color(QPalette.ColorRole.WindowText).lightness() > 180   # palette text, not black
         assert banner.palette().color(QPalette.ColorRole.Window).lightness() < 120       # a dark tint
-        lr = window.train_tab.fields["lr"]
+        lr = window.train_tab.form.fields["lr"]
         set_text(qtbot, lr, "x")
         assert lr.palette().color(QPalette.ColorRole.Base).lightness() < 120              # dark, tinted red
         assert lr.palette().color(QPalette.ColorRole.Text).lightness() > 180

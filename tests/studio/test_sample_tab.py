@@ -25,18 +25,18 @@ def tab(qtbot, tiny_checkpoint):
 
 
 def run_small(qtbot, tab, n="4", steps="3"):
-    set_text(qtbot, tab.n_edit, n)
-    set_text(qtbot, tab.steps_edit, steps)
-    assert tab.run_button.isEnabled()
-    qtbot.mouseClick(tab.run_button, Qt.MouseButton.LeftButton)
+    set_text(qtbot, tab.form.n_edit, n)
+    set_text(qtbot, tab.form.steps_edit, steps)
+    assert tab.run_bar.run_button.isEnabled()
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller)
 
 
 def test_checkpoint_defaults_fill_the_form(tab):
     assert tab.info.step == 4 and len(tab.info.sigmas) == 3
-    assert tab.level_list.count() == 3
-    assert tab.steps_edit.value() == 3                        # the checkpoint's own n_steps_each
-    assert "\u03b1\u2081" in tab.alpha_label.text()
+    assert tab.levels.level_list.count() == 3
+    assert tab.form.steps_edit.value() == 3                        # the checkpoint's own n_steps_each
+    assert "\u03b1\u2081" in tab.form.alpha_label.text()
 
 
 def test_sampling_animates_through_all_levels(qtbot, tab):
@@ -44,18 +44,18 @@ def test_sampling_animates_through_all_levels(qtbot, tab):
     tab.controller.event_emitted.connect(lambda ev: seen_states.append(ev) if type(ev).__name__ ==
                                          "LangevinState" else None)
     run_small(qtbot, tab)
-    assert tab.levels_seen == [0, 1, 2]
+    assert tab.chains.levels_seen == [0, 1, 2]
     assert {s.level for s in seen_states} == {0, 1, 2}
     assert all(abs(s.step_size - tab.result.meta["step_lr"] * (s.sigma / seen_states[-1].sigma) ** 2) <
                1e-6 * s.step_size for s in seen_states)   # alpha_i = eps * sigma_i^2 / sigma_L^2
     assert tab.result is not None and tab.result.x.shape == (4, 1, 28, 28)
     # the timeline: one snapshot per level (+ the denoised final), scrubbable
-    assert len(tab.snapshots) == 4 and tab.timeline.maximum() == 3
-    tab.timeline.setValue(0)
-    assert "level 1/3" in tab.timeline_label.text()
-    tab.timeline.setValue(3)
-    assert "final" in tab.timeline_label.text()
-    assert "Done" in tab.level_status.text()
+    assert len(tab.chains.snapshots) == 4 and tab.chains.timeline.maximum() == 3
+    tab.chains.timeline.setValue(0)
+    assert "level 1/3" in tab.chains.caption.text()
+    tab.chains.timeline.setValue(3)
+    assert "final" in tab.chains.caption.text()
+    assert "Done" in tab.run_bar.status.text()
 
 
 def test_exports_png_strip_and_gif(qtbot, tab, tmp_path):
@@ -82,32 +82,32 @@ def test_export_via_ctrl_s_uses_the_file_dialog(qtbot, tab, tmp_path, monkeypatc
 
 
 def test_level_subset_runs_only_the_checked_levels(qtbot, tab):
-    tab.level_list.item(1).setCheckState(Qt.CheckState.Unchecked)
+    tab.levels.level_list.item(1).setCheckState(Qt.CheckState.Unchecked)
     run_small(qtbot, tab)
-    assert tab.levels_seen == [0, 1]                 # two levels ran (subset positions)
+    assert tab.chains.levels_seen == [0, 1]                 # two levels ran (subset positions)
     assert tab.started.model_levels == (0, 2)        # ... which are the model's levels 1 and 3
     for i in range(3):
-        tab.level_list.item(i).setCheckState(Qt.CheckState.Unchecked)
-    assert not tab.run_button.isEnabled() and "level" in tab.form_error.text()
+        tab.levels.level_list.item(i).setCheckState(Qt.CheckState.Unchecked)
+    assert not tab.run_bar.run_button.isEnabled() and "level" in tab.run_bar.problem_label.text()
 
 
 def test_large_step_size_warns_inline(qtbot, tab):
-    assert not tab.warning.isVisible()
-    set_text(qtbot, tab.step_lr_edit, "0.1")         # alpha_1 = 0.1 * 100^2 = 1000 >> 2 sigma_1^2
-    assert tab.warning.isVisible() and "alpha_1" in tab.warning.text()
-    set_text(qtbot, tab.step_lr_edit, "5e-5")
-    assert not tab.warning.isVisible()
+    assert not tab.form.warning.isVisible()
+    set_text(qtbot, tab.form.step_lr_edit, "0.1")         # alpha_1 = 0.1 * 100^2 = 1000 >> 2 sigma_1^2
+    assert tab.form.warning.isVisible() and "alpha_1" in tab.form.warning.text()
+    set_text(qtbot, tab.form.step_lr_edit, "5e-5")
+    assert not tab.form.warning.isVisible()
 
 
 def test_stop_keeps_the_partial_chain(qtbot, tab):
-    set_text(qtbot, tab.n_edit, "2")
-    set_text(qtbot, tab.steps_edit, "400")
-    qtbot.mouseClick(tab.run_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(tab.levels_seen) > 0, timeout=30000)
-    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    set_text(qtbot, tab.form.n_edit, "2")
+    set_text(qtbot, tab.form.steps_edit, "400")
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(tab.chains.levels_seen) > 0, timeout=30000)
+    qtbot.mouseClick(tab.run_bar.stop_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller)
     assert tab.result is not None and not tab.result.completed
-    assert "Stopped" in tab.level_status.text()
+    assert "Stopped" in tab.run_bar.status.text()
 
 
 def test_bad_checkpoint_is_a_message_not_a_crash(qtbot, tab, tmp_path):
@@ -116,16 +116,16 @@ def test_bad_checkpoint_is_a_message_not_a_crash(qtbot, tab, tmp_path):
     tab.picker.set_path(str(bad))
     qtbot.waitUntil(lambda: tab.banner.isVisible(), timeout=30000)
     assert "broken.pt" in tab.banner.text()
-    assert not tab.run_button.isEnabled()
+    assert not tab.run_bar.run_button.isEnabled()
 
 
 def test_stop_right_after_run_is_clean(qtbot, tab):
-    set_text(qtbot, tab.n_edit, "2")
-    qtbot.mouseClick(tab.run_button, Qt.MouseButton.LeftButton)
-    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)   # before the model has even loaded
+    set_text(qtbot, tab.form.n_edit, "2")
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.run_bar.stop_button, Qt.MouseButton.LeftButton)   # before the model has even loaded
     wait_idle(qtbot, tab.controller)
-    assert tab.banner.isHidden() and tab.run_button.isEnabled()
-    assert "Stopped" in tab.level_status.text()
+    assert tab.banner.isHidden() and tab.run_bar.run_button.isEnabled()
+    assert "Stopped" in tab.run_bar.status.text()
 
 
 def test_switching_to_a_checkpoint_with_another_ladder(qtbot, tab, tmp_path, tiny_checkpoint):
@@ -134,16 +134,16 @@ def test_switching_to_a_checkpoint_with_another_ladder(qtbot, tab, tmp_path, tin
     fin = run_to_end(train(tiny_config(1).override("noise", num_classes=5), tmp_path / "five"))
     tab.picker.set_path(fin.checkpoint)                       # L = 3 -> 5
     qtbot.waitUntil(lambda: tab.info is not None and len(tab.info.sigmas) == 5, timeout=30000)
-    assert tab.level_list.count() == 5 and tab.run_button.isEnabled()
+    assert tab.levels.level_list.count() == 5 and tab.run_bar.run_button.isEnabled()
     tab.picker.set_path(tiny_checkpoint)                      # and back: 5 -> 3
     qtbot.waitUntil(lambda: tab.info is not None and len(tab.info.sigmas) == 3, timeout=30000)
-    assert tab.level_list.count() == 3 and tab.run_button.isEnabled()
+    assert tab.levels.level_list.count() == 3 and tab.run_bar.run_button.isEnabled()
 
 
 def test_every_second_level_button_keeps_the_last_level(qtbot, tab):
-    qtbot.mouseClick(tab.every2_button, Qt.MouseButton.LeftButton)
-    assert tab.selected_levels() == [0, 2]  # every second of 3 levels, sigma_L always kept
-    assert tab.run_button.isEnabled()
+    qtbot.mouseClick(tab.levels.every2_button, Qt.MouseButton.LeftButton)
+    assert tab.levels.selected() == [0, 2]  # every second of 3 levels, sigma_L always kept
+    assert tab.run_bar.run_button.isEnabled()
 
 
 # --- the chain's start and the variance correction kappa ----------------------------------------
@@ -187,16 +187,16 @@ def test_start_and_kappa_follow_the_checkpoint_and_reach_the_job_and_the_export(
     ckpt = _checkpoint(tmp_path / "gauss.pt", True, init="gaussian", variance_correction=0.5)
     _load(qtbot, tab, ckpt)
     assert tab.info.has_data_mean
-    assert tab.init_combo.currentData() == "gaussian" and tab.kappa_spin.value() == 0.5   # the config's values
-    assert _item(tab.init_combo, "data-mean").isEnabled()
-    assert "N(0" in tab.init_combo.toolTip()                                  # explains the current choice
-    assert "stationary variance is exactly" in tab.kappa_spin.toolTip()
-    assert (tab.kappa_spin.minimum(), tab.kappa_spin.maximum(), tab.kappa_spin.singleStep()) == (0.0, 1.0, 0.25)
+    assert tab.form.init_combo.currentData() == "gaussian" and tab.form.kappa_spin.value() == 0.5   # the config's values
+    assert _item(tab.form.init_combo, "data-mean").isEnabled()
+    assert "N(0" in tab.form.init_combo.toolTip()                                  # explains the current choice
+    assert "stationary variance is exactly" in tab.form.kappa_spin.toolTip()
+    assert (tab.form.kappa_spin.minimum(), tab.form.kappa_spin.maximum(), tab.form.kappa_spin.singleStep()) == (0.0, 1.0, 0.25)
     s = tab.settings_from_form()
     assert (s.init, s.variance_correction) == ("gaussian", 0.5)
 
-    tab.init_combo.setCurrentIndex(tab.init_combo.findData("data-mean"))
-    tab.kappa_spin.stepBy(2)                                                   # 0.5 -> 1.0 as the arrows do
+    tab.form.init_combo.setCurrentIndex(tab.form.init_combo.findData("data-mean"))
+    tab.form.kappa_spin.stepBy(2)                                                   # 0.5 -> 1.0 as the arrows do
     s = tab.settings_from_form()
     assert (s.init, s.variance_correction) == ("data-mean", 1.0)
     calls = _spy_sampler(monkeypatch)
@@ -205,13 +205,13 @@ def test_start_and_kappa_follow_the_checkpoint_and_reach_the_job_and_the_export(
     assert calls[-1]["init"] == "data-mean" and calls[-1]["variance_correction"] == 1.0
     assert calls[-1]["init_mean"] is not None
     assert (tab.result.meta["init"], tab.result.meta["variance_correction"]) == ("data-mean", 1.0)
-    assert "start data-mean" in tab.level_status.text()
+    assert "start data-mean" in tab.run_bar.status.text()
     meta = read_png_meta(tab.export("grid", str(tmp_path / "grid.png")))
     assert meta["init"] == "data-mean" and meta["variance_correction"] == 1.0
 
     # another checkpoint: the controls take its config's values again
     _load(qtbot, tab, _checkpoint(tmp_path / "unif.pt", True, init="uniform", variance_correction=0.25))
-    assert tab.init_combo.currentData() == "uniform" and tab.kappa_spin.value() == 0.25
+    assert tab.form.init_combo.currentData() == "uniform" and tab.form.kappa_spin.value() == 0.25
 
 
 def test_the_job_uses_the_checkpoint_config_when_start_and_kappa_are_none(tmp_path, monkeypatch):
@@ -243,18 +243,18 @@ def test_data_mean_start_is_disabled_without_a_data_mean(qtbot, tab, tmp_path):
     ckpt = _checkpoint(tmp_path / "old.pt", False, init="gaussian", variance_correction=0.25)
     _load(qtbot, tab, ckpt)
     assert not tab.info.has_data_mean
-    item = _item(tab.init_combo, "data-mean")
+    item = _item(tab.form.init_combo, "data-mean")
     assert not item.isEnabled() and "no training-data mean" in item.toolTip()
-    assert _item(tab.init_combo, "uniform").isEnabled() and _item(tab.init_combo, "gaussian").isEnabled()
-    assert tab.init_combo.currentData() == "gaussian" and tab.kappa_spin.value() == 0.25
-    assert tab.run_button.isEnabled()
+    assert _item(tab.form.init_combo, "uniform").isEnabled() and _item(tab.form.init_combo, "gaussian").isEnabled()
+    assert tab.form.init_combo.currentData() == "gaussian" and tab.form.kappa_spin.value() == 0.25
+    assert tab.run_bar.run_button.isEnabled()
     # forced (a config that names it): the form says why and Run stays off
-    tab.init_combo.setCurrentIndex(tab.init_combo.findData("data-mean"))
-    assert not tab.run_button.isEnabled() and "data mean" in tab.form_error.text()
+    tab.form.init_combo.setCurrentIndex(tab.form.init_combo.findData("data-mean"))
+    assert not tab.run_bar.run_button.isEnabled() and "data mean" in tab.run_bar.problem_label.text()
     # a job that asks for it anyway fails with the reason in the tab's error banner
     tab.controller.start(lambda: jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, init="data-mean")))
     wait_idle(qtbot, tab.controller)
     assert tab.banner.isVisible() and "no training-data mean" in tab.banner.text()
     # a checkpoint with a mean enables it again
     _load(qtbot, tab, _checkpoint(tmp_path / "new.pt", True, init="uniform", variance_correction=0.0))
-    assert _item(tab.init_combo, "data-mean").isEnabled() and tab.init_combo.currentData() == "uniform"
+    assert _item(tab.form.init_combo, "data-mean").isEnabled() and tab.form.init_combo.currentData() == "uniform"

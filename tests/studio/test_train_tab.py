@@ -22,53 +22,53 @@ def tab(qtbot):
 
 
 def fill_tiny_form(qtbot, tab, n_iters="100000", preview_every="0", save_every="100000"):
-    set_text(qtbot, tab.fields["n_iters"], n_iters)
-    set_text(qtbot, tab.fields["batch_size"], "8")
-    set_text(qtbot, tab.fields["num_classes"], "3")
-    set_text(qtbot, tab.fields["preview_every"], preview_every)
-    set_text(qtbot, tab.fields["save_every"], save_every)
+    set_text(qtbot, tab.form.fields["n_iters"], n_iters)
+    set_text(qtbot, tab.form.fields["batch_size"], "8")
+    set_text(qtbot, tab.form.fields["num_classes"], "3")
+    set_text(qtbot, tab.form.fields["preview_every"], preview_every)
+    set_text(qtbot, tab.form.fields["save_every"], save_every)
 
 
 def n_points(tab) -> int:
-    x = tab.loss_plot.raw_curve.xData
+    x = tab.plots.loss_plot.raw_curve.xData
     return 0 if x is None else len(x)
 
 
 def test_training_reaches_the_plot_and_stops_with_a_checkpoint(qtbot, tab):
     fill_tiny_form(qtbot, tab)
-    assert tab.start_button.isEnabled()
-    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert tab.run_bar.run_button.isEnabled()
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
     assert tab.controller.state == "running"
-    assert not tab.start_button.isEnabled() and tab.stop_button.isEnabled() and tab.pause_button.isEnabled()
+    assert not tab.run_bar.run_button.isEnabled() and tab.run_bar.stop_button.isEnabled() and tab.run_bar.pause_button.isEnabled()
     qtbot.waitUntil(lambda: n_points(tab) >= 2, timeout=60000)
     first = n_points(tab)
     qtbot.waitUntil(lambda: n_points(tab) > first, timeout=30000)   # the curve keeps growing
-    assert len(tab.level_plot.curves) == 3                          # one curve per sigma_i
-    assert tab.progress.value() > 0 and "images/s" in tab.stats.text()
-    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    assert len(tab.plots.level_plot.curves) == 3                          # one curve per sigma_i
+    assert tab.run_bar.progress.value() > 0 and "images/s" in tab.run_bar.status.text()
+    qtbot.mouseClick(tab.run_bar.stop_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller)
     ckpts = list((Path(tab.run_dir) / "checkpoints").glob("ckpt_*.pt"))
     assert ckpts and tab.last_checkpoint and Path(tab.last_checkpoint).exists()
-    assert tab.start_button.isEnabled() and not tab.stop_button.isEnabled()
-    assert "Stopped" in tab.stats.text()
+    assert tab.run_bar.run_button.isEnabled() and not tab.run_bar.stop_button.isEnabled()
+    assert "Stopped" in tab.run_bar.status.text()
 
 
 def test_pause_saves_and_holds_then_resume_continues(qtbot, tab):
     fill_tiny_form(qtbot, tab)
-    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: n_points(tab) >= 2, timeout=60000)
     with qtbot.waitSignal(tab.checkpoint_saved, timeout=30000):   # pausing writes a checkpoint
-        qtbot.mouseClick(tab.pause_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(tab.run_bar.pause_button, Qt.MouseButton.LeftButton)
     assert tab.controller.state == "paused"
-    assert tab.resume_button.isEnabled() and not tab.pause_button.isEnabled()
+    assert tab.run_bar.resume_button.isEnabled() and not tab.run_bar.pause_button.isEnabled()
     qtbot.wait(150)
     held = n_points(tab)
     qtbot.wait(400)
     assert n_points(tab) == held                                   # nothing moves while paused
-    qtbot.mouseClick(tab.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.run_bar.resume_button, Qt.MouseButton.LeftButton)
     assert tab.controller.state == "running"
     qtbot.waitUntil(lambda: n_points(tab) > held, timeout=30000)
-    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.run_bar.stop_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller)
 
 
@@ -76,40 +76,40 @@ def test_previews_and_finish(qtbot, tab):
     fill_tiny_form(qtbot, tab, n_iters="6", preview_every="3")
     finished = []
     tab.run_finished.connect(finished.append)
-    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller)
-    assert tab.preview.images is not None and len(tab.preview.images) == 4
-    assert finished and Path(finished[0]).exists() and "step 6" in tab.stats.text().replace(",", "")
+    assert tab.plots.preview.images is not None and len(tab.plots.preview.images) == 4
+    assert finished and Path(finished[0]).exists() and "step 6" in tab.run_bar.status.text().replace(",", "")
     assert list((Path(tab.run_dir) / "samples").glob("preview_*.png"))
 
 
 def test_invalid_input_disables_start_and_says_why(qtbot, tab):
-    assert tab.start_button.isEnabled()
-    set_text(qtbot, tab.fields["lr"], "abc")
-    assert not tab.start_button.isEnabled()
-    assert tab.form_error.isVisible() and "lr" in tab.form_error.text()
-    set_text(qtbot, tab.fields["lr"], "1e-3")
-    assert tab.start_button.isEnabled() and not tab.form_error.isVisible()
-    set_text(qtbot, tab.fields["sigma_end"], "5")        # sigma_L above sigma_1: the config says so
-    assert not tab.start_button.isEnabled() and "sigma_begin" in tab.form_error.text()
-    set_text(qtbot, tab.fields["sigma_end"], "0.01")
-    set_text(qtbot, tab.fields["batch_size"], "0")
-    assert not tab.start_button.isEnabled() and "batch size" in tab.form_error.text()
+    assert tab.run_bar.run_button.isEnabled()
+    set_text(qtbot, tab.form.fields["lr"], "abc")
+    assert not tab.run_bar.run_button.isEnabled()
+    assert tab.run_bar.problem_label.isVisible() and "lr" in tab.run_bar.problem_label.text()
+    set_text(qtbot, tab.form.fields["lr"], "1e-3")
+    assert tab.run_bar.run_button.isEnabled() and not tab.run_bar.problem_label.isVisible()
+    set_text(qtbot, tab.form.fields["sigma_end"], "5")        # sigma_L above sigma_1: the config says so
+    assert not tab.run_bar.run_button.isEnabled() and "sigma_begin" in tab.run_bar.problem_label.text()
+    set_text(qtbot, tab.form.fields["sigma_end"], "0.01")
+    set_text(qtbot, tab.form.fields["batch_size"], "0")
+    assert not tab.run_bar.run_button.isEnabled() and "batch size" in tab.run_bar.problem_label.text()
     assert tab.start() is False and tab.controller.state == "idle"
 
 
 def test_folder_source_needs_a_folder_and_bad_data_is_a_message(qtbot, tab, tmp_path):
-    tab.source_combo.setCurrentIndex(2)       # folder of images
-    assert not tab.start_button.isEnabled() and "folder" in tab.form_error.text()
+    tab.data.source_combo.setCurrentIndex(2)       # folder of images
+    assert not tab.run_bar.run_button.isEnabled() and "folder" in tab.run_bar.problem_label.text()
     empty = tmp_path / "empty"
     empty.mkdir()
     tab.set_data_folder(str(empty))
-    assert "No images" in tab.data_info.text()
+    assert "No images" in tab.data.info.text()
     fill_tiny_form(qtbot, tab)
-    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller)          # the loader's error ends the run ...
     assert tab.banner.isVisible() and "Training failed" in tab.banner.text()   # ... as a readable message
-    assert tab.start_button.isEnabled()
+    assert tab.run_bar.run_button.isEnabled()
 
 
 def test_resume_run_continues_from_the_checkpoint(qtbot, tab, tmp_path):
@@ -131,8 +131,8 @@ def test_resume_run_continues_from_the_checkpoint(qtbot, tab, tmp_path):
 
 def test_stop_right_after_start_is_clean(qtbot, tab):
     fill_tiny_form(qtbot, tab)
-    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
-    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.run_bar.stop_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller)
-    assert tab.banner.isHidden() and tab.start_button.isEnabled()
-    assert "Stopped" in tab.stats.text()
+    assert tab.banner.isHidden() and tab.run_bar.run_button.isEnabled()
+    assert "Stopped" in tab.run_bar.status.text()

@@ -1,0 +1,39 @@
+"""Inpainting as it runs: every chain's current x on a scrubbable level timeline, and completion 1 at the end of
+each level."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
+
+from .chain_view import ChainView
+from .image_row import ImageRow
+
+
+class InpaintLive(QGroupBox):
+    """`chains` (the shared ChainView) above a strip of completion 1 at each level's end, captioned with sigma_i."""
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__("2 \u00b7 Live: every chain's current x", parent)
+        self.chains = ChainView("The chains appear here while they run: at each level the known pixels are "
+                                "re-noised (y = image + \u03c3_i\u00b7z) and the painted region is updated by "
+                                "Langevin steps.")
+        self.strip_view = ImageRow("(filled in as the levels end)")
+        self.strip_view.setMinimumHeight(70)
+        self._strip: List[Tuple[np.ndarray, str]] = []
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.chains, 3)
+        lay.addWidget(QLabel("Completion 1 at the end of each level, captioned with its \u03c3_i (\u03c3_1 \u2192 "
+                             "\u03c3_L):"))
+        lay.addWidget(self.strip_view, 1)
+        self.chains.level_finished.connect(self._on_level_finished)
+
+    def start(self) -> None:
+        self.chains.start()
+        self._strip = []
+        self.strip_view.clear()
+
+    def _on_level_finished(self, _level: int, sigma: float, x: np.ndarray) -> None:
+        self._strip.append((x[0], f"{sigma:.2g}"))  # L small images at most
+        self.strip_view.set_images(*zip(*self._strip))

@@ -1,0 +1,71 @@
+"""Pick a subset of a model's noise levels to run (the last checked level acts as sigma_L)."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+
+class LevelPicker(QGroupBox):
+    """One checkable row per sigma_i of the model's ladder, with "All levels" and "Every 2nd";
+    `selection_changed()` after every change."""
+
+    selection_changed = Signal()
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__("Noise ladder", parent)
+        self.sigmas: Sequence[float] = ()
+        self.ladder_label = QLabel()
+        self.ladder_label.setWordWrap(True)
+        self.level_list = QListWidget()
+        self.level_list.setMaximumHeight(150)
+        self.all_levels_button = QPushButton("All levels")
+        self.every2_button = QPushButton("Every 2nd")
+        note = QLabel("A model is trained for its own \u03c3 ladder: you can run a subset of its levels "
+                      "(the last checked level acts as \u03c3_L), not new \u03c3 values.")
+        note.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.all_levels_button)
+        buttons.addWidget(self.every2_button)
+        buttons.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.ladder_label)
+        lay.addWidget(self.level_list)
+        lay.addLayout(buttons)
+        lay.addWidget(note)
+        self.level_list.itemChanged.connect(lambda _item: self.selection_changed.emit())
+        self.all_levels_button.clicked.connect(lambda: self.select(None))
+        self.every2_button.clicked.connect(self._on_every_second)
+
+    def set_sigmas(self, sigmas: Sequence[float]) -> None:
+        """A model's ladder (descending), every level checked."""
+        self.sigmas = tuple(sigmas)
+        self.ladder_label.setText(f"Model's ladder: \u03c3\u2081 = {sigmas[0]:.4g}, \u03c3_L = {sigmas[-1]:.4g}, "
+                                  f"L = {len(sigmas)} (geometric).")
+        self.level_list.blockSignals(True)  # one selection_changed for the new ladder, not one per row
+        self.level_list.clear()
+        for i, v in enumerate(sigmas):
+            item = QListWidgetItem(f"level {i + 1}: \u03c3 = {v:.4g}")
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked)
+            self.level_list.addItem(item)
+        self.level_list.blockSignals(False)
+        self.selection_changed.emit()
+
+    def select(self, levels: Optional[Sequence[int]]) -> None:
+        """Check the given level indices (None = all)."""
+        self.level_list.blockSignals(True)
+        for i in range(self.level_list.count()):
+            on = levels is None or i in levels
+            self.level_list.item(i).setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        self.level_list.blockSignals(False)
+        self.selection_changed.emit()
+
+    def selected(self) -> List[int]:
+        return [i for i in range(self.level_list.count())
+                if self.level_list.item(i).checkState() == Qt.CheckState.Checked]
+
+    def _on_every_second(self) -> None:
+        L = self.level_list.count()
+        self.select(sorted(set(range(0, L, 2)) | {L - 1}))

@@ -1,0 +1,90 @@
+"""A preset and the training hyperparameters, bound to ncsn_core.config.Config: the engine checks the result."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QWidget
+
+from ncsn_core.config import PRESETS, Config, ConfigError, get_preset
+
+from .number_edit import NumberEdit
+
+TRAIN_KEYS = ("n_iters", "batch_size", "lr", "ema_rate", "save_every", "preview_every", "seed")
+NOISE_KEYS = ("sigma_begin", "sigma_end", "num_classes")
+LABELS = {"n_iters": "Iterations", "batch_size": "Batch size", "lr": "Learning rate (Adam)", "ema_rate": "EMA rate",
+          "save_every": "Checkpoint every", "preview_every": "Preview every", "seed": "Seed",
+          "sigma_begin": "\u03c3\u2081 (largest)", "sigma_end": "\u03c3_L (smallest)", "num_classes": "L (noise levels)"}
+
+
+class TrainForm(QGroupBox):
+    """The preset's config with the `train` and `noise` values of the form: `config_dict(data, overrides)` is the
+    whole Config as a dict, checked by the engine (ValueError with its message); `changed()` after every edit."""
+
+    changed = Signal()
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__("Model and training", parent)
+        self.preset_combo = QComboBox()
+        for name in PRESETS:
+            if name != "toy":
+                self.preset_combo.addItem(name)
+        self.fields: Dict[str, NumberEdit] = {
+            "n_iters": NumberEdit("n_iters", 12000, int, 1, 10_000_000),
+            "batch_size": NumberEdit("batch size", 64, int, 1, 4096),
+            "lr": NumberEdit("lr", 1e-3, float, 0, 1, exclusive_min=True),
+            "ema_rate": NumberEdit("EMA rate", 0.999, float, 0, 0.999999, optional=True, exclusive_min=True),
+            "save_every": NumberEdit("save every", 500, int, 1),
+            "preview_every": NumberEdit("preview every", 250, int, 0),
+            "seed": NumberEdit("seed", 0, int, 0, 2 ** 31 - 1),
+            "sigma_begin": NumberEdit("sigma_1", 1.0, float, 0, exclusive_min=True),
+            "sigma_end": NumberEdit("sigma_L", 0.01, float, 0, exclusive_min=True),
+            "num_classes": NumberEdit("L", 10, int, 1, 1000),
+        }
+        self.fields["ema_rate"].setPlaceholderText("empty = no EMA")
+        self.fields["preview_every"].setToolTip("steps between preview samples; 0 = no previews")
+        rows = QFormLayout(self)
+        rows.addRow("Preset", self.preset_combo)
+        for key, w in self.fields.items():
+            rows.addRow(LABELS[key], w)
+            w.textChanged.connect(self.changed)
+        self.preset_combo.currentTextChanged.connect(self.apply_preset)
+
+    def apply_preset(self, name: str) -> None:
+        if self.preset_combo.currentText() != name:
+            self.preset_combo.setCurrentText(name)  # comes back here through currentTextChanged
+            return
+        self.fill(get_preset(name).to_dict())
+
+    def select_preset(self, name: str) -> None:
+        """Show `name` as the preset without filling the form from it (a resumed run brings its own values)."""
+        if name in [self.preset_combo.itemText(i) for i in range(self.preset_combo.count())]:
+            self.preset_combo.blockSignals(True)
+            self.preset_combo.setCurrentText(name)
+            self.preset_combo.blockSignals(False)
+
+    def fill(self, config: dict) -> None:
+        """Show the `train` and `noise` values of a config (as a dict)."""
+        for key in TRAIN_KEYS:
+            self.fields[key].set_value(config["train"][key])
+        for key in NOISE_KEYS:
+            self.fields[key].set_value(config["noise"][key])
+        self.changed.emit()
+
+    def config_dict(self, data: dict, overrides: Optional[Dict[str, dict]] = None) -> dict:
+        """The preset with the form's values, `data` (DataConfig values) and `overrides` ({section: {key: value}},
+        applied last); ValueError naming the first bad field (the engine's ConfigError for config values)."""
+        d = get_preset(self.preset_combo.currentText()).to_dict()
+        d["model"]["channels"] = list(d["model"]["channels"])
+        for key in TRAIN_KEYS:
+            d["train"][key] = self.fields[key].value()
+        for key in NOISE_KEYS:
+            d["noise"][key] = self.fields[key].value()
+        d["data"].update(data)
+        for section, kw in (overrides or {}).items():
+            d[section].update(kw)
+        try:
+            Config.from_dict(d)
+        except (ConfigError, TypeError) as e:
+            raise ValueError(str(e)) from e
+        return d
