@@ -94,7 +94,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     win.show()
     if args.quit_when_shown:  # the event loop's first turn: the window has been shown and painted
         from PySide6.QtCore import QTimer
-        QTimer.singleShot(0, lambda: (print(json.dumps({"shown_at": time.time()}), flush=True), app.quit()))
+        QTimer.singleShot(0, lambda: (app.processEvents(), print(json.dumps({"shown_at": time.time()}), flush=True),
+                                      app.quit()))  # processEvents: the first paint is done too
     code = app.exec()
     win.shutdown()
     return code

@@ -46,6 +46,15 @@ class InpaintTab(Tab):
         c.event_emitted.connect(self._on_event)
         c.errored.connect(self._on_errored)
         c.finished.connect(self._on_finished)
+        self._shown_once = False
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """The model loads (on this thread: the tests' synchronous API) when the tab is first shown, not while
+        the window opens: torch alone takes seconds to import."""
+        super().showEvent(event)
+        if self._shown_once:
+            return
+        self._shown_once = True
         if self.picker.current_path():
             self.load_checkpoint(self.picker.current_path())
         else:

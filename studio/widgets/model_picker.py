@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
@@ -154,7 +154,9 @@ class ModelPicker(QGroupBox):
     def _on_checkpoint_changed(self, path: str) -> None:
         self.info_label.setText(f"Reading {Path(path).name}\u2026")
         self.info_label.setStyleSheet("")
-        self.reader.start(lambda: jobs.inspect_checkpoint(path))
+        # from the event loop: a choice made while the window is built is read once it is shown, so that
+        # the reader's first `import torch` (seconds, holding the GIL) does not delay the window
+        QTimer.singleShot(0, lambda: self.reader.start(lambda: jobs.inspect_checkpoint(path)))
 
     def _on_read(self, info: Optional[jobs.CheckpointInfo]) -> None:
         if info is not None:  # None: the read failed, and _on_read_failed said so
