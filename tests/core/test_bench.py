@@ -51,3 +51,11 @@ def test_report_formats_every_row():
 def test_unknown_section_is_one_line(capsys):
     assert main(["bench", "--sections", "train,warp"]) == 2
     assert "unknown warp" in capsys.readouterr().err
+
+
+def test_rounds_merge_to_the_median_step_and_the_largest_peak():
+    rounds = [{"batch": 4, "gflop_per_image": 1.0, "step_s_all": [t], "peak_mem_mb": m, "preset": "x"}
+              for t, m in ((2.0, 10.0), (1.0, 30.0), (4.0, 20.0))]
+    r = bench._merge_rounds(rounds)
+    assert r["step_s"] == 2.0 and r["images_per_s"] == 2.0 and r["peak_mem_mb"] == 30.0
+    assert bench._merge_rounds(rounds + [{"error": "boom"}]) == {"error": "boom"}
