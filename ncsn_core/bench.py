@@ -285,7 +285,7 @@ def format_report(res: dict) -> str:
              f"{m['cpu_capability']}), torch {m['torch']}, {res['date']}{', quick' if res['quick'] else ''}",
              f"dense fp32 matmul: {res['matmul_gflops']:.1f} GFLOP/s", ""]
     if "train" in res:
-        lines.append(f"{'train (loss, backward, Adam)':<30}{'batch':>6}{'images/s':>10}{'step s':>9}"
+        lines.append(f"{'train (loss, backward, Adam)':<30}{'batch':>6}{'images/s':>13}{'step s':>9}"
                      f"{'peak MB':>9}{'GFLOP/s':>9}{'of matmul':>11}")
         for key, r in res["train"].items():
             if key.endswith("_vs_baseline"):
@@ -296,7 +296,7 @@ def format_report(res: dict) -> str:
             lines.append(f"refinenet vs eager baseline: {v['speed']:.2f}x the speed, {v['peak_memory']:.2f}x the peak memory")
         lines.append("")
     if "sample" in res:
-        lines.append(f"{'sample (Langevin steps)':<30}{'batch':>6}{'img-steps/s':>10}{'step s':>9}"
+        lines.append(f"{'sample (Langevin steps)':<30}{'batch':>6}{'img-steps/s':>13}{'step s':>9}"
                      f"{'':>9}{'GFLOP/s':>9}{'of matmul':>11}")
         for key, entry in res["sample"].items():
             for b in SAMPLE_BATCHES:
@@ -323,7 +323,7 @@ def _row(key: str, r: dict, rate_key: str) -> str:
     if "error" in r:
         return f"{key:<30}{r['error']}"
     mem = f"{r['peak_mem_mb']:>9.0f}" if "peak_mem_mb" in r else f"{'':>9}"
-    return (f"{key:<30}{r['batch']:>6}{r[rate_key]:>10.1f}{r['step_s']:>9.3f}{mem}"
+    return (f"{key:<30}{r['batch']:>6}{r[rate_key]:>13.1f}{r['step_s']:>9.3f}{mem}"
             f"{r['achieved_gflops']:>9.1f}{r.get('fraction_of_matmul', float('nan')):>10.0%}")
 
 
