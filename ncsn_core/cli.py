@@ -65,10 +65,10 @@ def _device(args):
 
 def _sample_settings(args, cfg: Config, model) -> dict:
     s = cfg.sample
-    from .sampling import check_init_mean
+    from .config import check_data_mean
     try:
-        check_init_mean(args.init or s.init, model.data_mean)
-    except ValueError as e:
+        check_data_mean(args.init or s.init, model.data_mean is not None)
+    except ConfigError as e:
         raise UserError(str(e)) from e
     return {"step_lr": args.step_lr if args.step_lr is not None else s.step_lr,
             "n_steps_each": args.n_steps_each if args.n_steps_each is not None else s.n_steps_each,

@@ -118,8 +118,9 @@ class SampleConfig:
 def check_data_mean(init: str, has_data_mean: bool) -> None:
     """ConfigError when the 'data-mean' start is chosen for a model without the training data's mean image."""
     _check(init != "data-mean" or has_data_mean,
-           "this checkpoint holds no training-data mean (it was saved before NCSN Studio recorded one), so the "
-           "'data-mean' start is unavailable: choose the uniform or gaussian start")
+           "this checkpoint holds no training-data mean (no data mean image: it was saved before NCSN Studio recorded "
+           "one), so the 'data-mean' start is unavailable: choose the uniform or gaussian start (on the command line "
+           "--init gaussian or --init uniform)")
 
 
 def step_size_warning(step_lr: float, sigma_begin: float, sigma_end: float, scale: float = 1.0) -> Optional[str]:

@@ -19,8 +19,10 @@ import torch
 
 from . import metrics as M
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import BUILTIN_MODEL, DataError, builtin_mnist_set, load_dataset, preprocess
-from .sampling import annealed_langevin, check_init_mean
+from .config import check_data_mean
+from .data import DataError, builtin_mnist_set, load_dataset, preprocess
+from .resources import BUILTIN_MODEL
+from .sampling import annealed_langevin
 
 EVAL_HOLDOUT = 1000  # the last 1000 built-in digits: DataConfig(holdout=1000) keeps them out of training
 RVR_DRAWS = 5  # real-vs-real FID draws averaged for the floor
@@ -214,7 +216,7 @@ def _settings(ld, step_lr: Optional[float], n_steps_each: Optional[int], denoise
            "variance_correction": float(s.variance_correction if variance_correction is None else variance_correction),
            "batch_size": int(batch_size)}
     try:
-        check_init_mean(out["init"], ld.model.data_mean)
+        check_data_mean(out["init"], ld.model.data_mean is not None)
     except ValueError as e:
         raise M.MetricsError(str(e)) from e
     if out["step_lr"] <= 0 or out["n_steps_each"] < 1:

@@ -20,6 +20,8 @@ from typing import Callable, Generator, Iterator, Optional, Sequence, Union
 
 import torch
 
+from .config import check_data_mean
+
 ScoreNet = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Seed = Union[int, torch.Generator, None]
 
@@ -52,13 +54,6 @@ def make_generator(seed: Seed, device) -> torch.Generator:
     return g
 
 
-def check_init_mean(init: str, mean: Optional[torch.Tensor]) -> None:
-    """ValueError when the 'data-mean' start is asked for without the data's mean image (an old checkpoint)."""
-    if init == "data-mean" and mean is None:
-        raise ValueError("this checkpoint holds no data mean image (saved before NCSN Studio recorded it), so the "
-                         "'data-mean' start is unavailable: use init 'gaussian' (--init gaussian) or 'uniform'")
-
-
 def initial_noise(shape: Sequence[int], init: str, generator: torch.Generator, device,
                   sigma_1: float = 1.0, mean: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Start of the chain: 'uniform' in [0, 1) as the paper's image sampler; 'gaussian' N(0, sigma_1^2 I);
@@ -71,7 +66,7 @@ def initial_noise(shape: Sequence[int], init: str, generator: torch.Generator, d
         x = sigma_1 * torch.randn(tuple(shape), generator=generator, device=device)
         if init == "gaussian":
             return x
-        check_init_mean(init, mean)
+        check_data_mean(init, mean is not None)
         if tuple(mean.shape) != tuple(shape[1:]):
             raise ValueError(f"the data mean has shape {tuple(mean.shape)}, the samples {tuple(shape[1:])}")
         return x + mean.to(device=device, dtype=x.dtype)
