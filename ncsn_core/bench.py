@@ -145,7 +145,7 @@ def train_workload(preset: str, batch: int, device: str, repeats: int, baseline:
 
 def sample_workload(preset: str, batch: int, device: str, budget_s: float, amp: bool = False) -> dict:
     """Langevin steps of the real sampler loop (annealed_langevin with the preset's settings) at `batch`."""
-    from .sampling import annealed_langevin, drain
+    from .sampling import annealed_langevin, drain, plan
     dev = torch.device(device)
     cfg, model, _ = _build(preset, dev, False)
     model.eval()
@@ -163,7 +163,7 @@ def sample_workload(preset: str, batch: int, device: str, budget_s: float, amp: 
     with torch.no_grad():
         flops_per_image = _flops(lambda: model(torch.rand(1, *shape[1:], device=dev), labels))
     out = {"preset": preset, "batch": batch, "n_steps_timed": n_steps,
-           "sampler_steps_64": cfg.noise.num_classes * s.n_steps_each + int(s.denoise)}
+           "sampler_steps_64": plan(model, s).nfe}
     return _rates(out, [t], batch, flops_per_image, "image_steps_per_s")
 
 

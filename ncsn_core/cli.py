@@ -63,19 +63,20 @@ def _device(args):
         raise UserError(str(e)) from e
 
 
-def _sample_settings(args, cfg: Config, model) -> dict:
-    s = cfg.sample
+SAMPLER_FLAGS = ("sampler", "step_lr", "n_steps_each", "denoise", "init", "variance_correction", "num_levels",
+                 "sigma_begin", "sigma_end", "snr", "rho")
+
+
+def _sample_settings(args, cfg: Config, model):
+    """The checkpoint config's sampler with the flags given on the command line: (SampleConfig, SamplingPlan)."""
     from .config import check_data_mean
+    from .sampling import plan, resolve
     try:
-        check_data_mean(args.init or s.init, model.data_mean is not None)
+        sc = resolve(cfg.sample, **{k: getattr(args, k, None) for k in SAMPLER_FLAGS})
+        check_data_mean(sc.init, model.data_mean is not None)
+        return sc, plan(model, sc)
     except ConfigError as e:
         raise UserError(str(e)) from e
-    return {"step_lr": args.step_lr if args.step_lr is not None else s.step_lr,
-            "n_steps_each": args.n_steps_each if args.n_steps_each is not None else s.n_steps_each,
-            "denoise": s.denoise if args.denoise is None else args.denoise,
-            "init": args.init or s.init,
-            "variance_correction": (s.variance_correction if args.variance_correction is None
-                                    else args.variance_correction)}
 
 
 def _drain_with_progress(gen, total: int, desc: str, show: bool, sinks=()):
@@ -136,7 +137,8 @@ def cmd_train(args) -> int:
                                                         "download": args.download}.items() if v})
     device = _device(args)
     try:
-        gen = train(cfg, run_dir, resume=bool(args.resume), device=device)
+        gen = train(cfg, run_dir, resume=bool(args.resume), device=device, max_minutes=args.minutes,
+                    keep_last=args.keep_last)
         first = next(gen)
     except DataError as e:
         raise UserError(str(e)) from e
@@ -175,24 +177,23 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .sampling import annealed_langevin
+    import dataclasses
+    from .sampling import describe, sample
     from .export import ChainRecorder, LevelStrip
     device = _device(args)
     ld = _load(args.checkpoint, device, use_ema=not args.no_ema)
     cfg = ld.config
     if cfg.model.arch == "mlp":
         raise UserError("this checkpoint is a 2-D toy model: use `ncsn toy` for it")
-    s = _sample_settings(args, cfg, ld.model)
+    sc, pl = _sample_settings(args, cfg, ld.model)
+    s = {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe}
     shape = (args.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     t0 = time.perf_counter()
-    gen = annealed_langevin(ld.model, ld.model.sigmas, shape, s["step_lr"], s["n_steps_each"], seed=args.seed,
-                            init=s["init"], denoise=s["denoise"], yield_every=max(1, s["n_steps_each"] // 4),
-                            device=device, variance_correction=s["variance_correction"], init_mean=ld.model.data_mean)
+    gen = sample(ld.model, sc, shape, seed=args.seed, device=device)
     strip = LevelStrip(min(args.n, 8)) if args.level_strip else None
     chain = ChainRecorder(min(args.n, 16), nrow=4) if args.gif else None
     sinks = [k for k in (strip, chain) if k is not None]
-    total = cfg.noise.num_classes * s["n_steps_each"]
-    x = _drain_with_progress(gen, total, "sample", not args.json and not args.quiet, sinks)
+    x = _drain_with_progress(gen, pl.total_steps, "sample", not args.json and not args.quiet, sinks)
     elapsed = time.perf_counter() - t0
     meta = {"checkpoint": str(ld.path), "step": ld.step, "seed": args.seed, "n": args.n, **s,
             "ema": ld.used_ema, "config": cfg.to_dict()}
@@ -204,8 +205,7 @@ def cmd_sample(args) -> int:
         chain.save(Path(args.gif), meta)
     res = {"out": str(out), "n": args.n, "seconds": round(elapsed, 3), "checkpoint": str(ld.path), "step": ld.step,
            "seed": args.seed, **s, "ema": ld.used_ema, "level_strip": args.level_strip, "gif": args.gif}
-    _emit(args, res, f"wrote {out} ({args.n} samples, {elapsed:.1f} s, step_lr={s['step_lr']:g}, "
-                     f"n_steps_each={s['n_steps_each']}, denoise={s['denoise']})")
+    _emit(args, res, f"wrote {out} ({args.n} samples, {elapsed:.1f} s; {describe(sc, pl)})")
     return 0
 
 
@@ -229,7 +229,8 @@ def _read_image(path: str, channels: int, size: int, what: str) -> tuple[torch.T
 
 
 def cmd_inpaint(args) -> int:
-    from .sampling import inpaint
+    import dataclasses
+    from .sampling import sample
     device = _device(args)
     ld = _load(args.checkpoint, device, use_ema=not args.no_ema)
     cfg = ld.config
@@ -242,12 +243,11 @@ def cmd_inpaint(args) -> int:
     if orig != (size, size) and not args.json:
         print(f"note: resized the {orig[0]}x{orig[1]} image and mask to the model's {size}x{size}", file=sys.stderr)
     mask = (mask > 0.5).float()  # white = keep (known pixel)
-    s = _sample_settings(args, cfg, ld.model)
+    sc, pl = _sample_settings(args, cfg, ld.model)
+    s = {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe}
     images = image[None].expand(args.n, -1, -1, -1).to(device)
-    gen = inpaint(ld.model, ld.model.sigmas, images, mask[None].to(device), s["step_lr"], s["n_steps_each"],
-                  seed=args.seed, init=s["init"], denoise=s["denoise"], yield_every=max(1, s["n_steps_each"] // 4),
-                  variance_correction=s["variance_correction"], init_mean=ld.model.data_mean)
-    x = _drain_with_progress(gen, cfg.noise.num_classes * s["n_steps_each"], "inpaint", not args.json and not args.quiet)
+    gen = sample(ld.model, sc, images.shape, seed=args.seed, device=device, image=images, mask=mask[None].to(device))
+    x = _drain_with_progress(gen, pl.total_steps, "inpaint", not args.json and not args.quiet)
     occluded = image * mask
     meta = {"checkpoint": str(ld.path), "step": ld.step, "seed": args.seed, **s, "image": str(args.image),
             "mask": str(args.mask), "config": cfg.to_dict(), "layout": "original, occluded, then completions"}
@@ -303,6 +303,10 @@ def cmd_info(args) -> int:
         x = torch.zeros(1, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     flops = conv_flops(model, x, torch.zeros(1, dtype=torch.long))
     from .noise import sigmas_from_config
+    sampler = "-"
+    if cfg.model.arch != "mlp":
+        from .sampling import describe, plan
+        sampler = describe(cfg.sample, plan(model, cfg.sample))
     res = {"source": source, "step": step, "arch": cfg.model.arch, "parameters": count_parameters(model),
            "flops_per_image": flops, "ema": ema, "sigmas": [round(v, 6) for v in sigmas_from_config(cfg.noise).tolist()],
            "config": cfg.to_dict()}
@@ -311,8 +315,7 @@ def cmd_info(args) -> int:
              f"  input: {cfg.data.channels}x{cfg.data.image_size}x{cfg.data.image_size}  noise levels: "
              f"L={cfg.noise.num_classes}, sigma {cfg.noise.sigma_begin:g} -> {cfg.noise.sigma_end:g}\n"
              f"  step: {step if step is not None else '-'}  EMA weights: {ema if ema is not None else '-'}\n"
-             f"  sampler: step_lr={cfg.sample.step_lr:g} n_steps_each={cfg.sample.n_steps_each} "
-             f"denoise={cfg.sample.denoise}")
+             f"  sampler: {sampler}")
     _emit(args, res, human)
     return 0
 
@@ -324,12 +327,34 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _steps_list(text: str):
+    """'40' -> 40; '5,5,10,20' -> (5, 5, 10, 20), one count per level."""
+    try:
+        parts = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, or one per level separated by commas")
+    if any(t < 0 for t in parts) or (len(parts) == 1 and parts[0] < 1):
+        raise argparse.ArgumentTypeError(f"{text!r}: steps must be >= 1 (or >= 0 per level in a list)")
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
 def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None:
-    """The annealed-Langevin flags shared by sample, inpaint and eval (None = the checkpoint config's)."""
+    """The sampler flags shared by sample, inpaint and eval (None = the checkpoint config's)."""
+    from .config import SAMPLERS
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sampler", choices=SAMPLERS,
+                   help="annealed_langevin (the paper's Alg. 1), pc (predictor-corrector), heun (probability-flow ODE, "
+                        f"continuous-sigma models){config_default}")
+    p.add_argument("--num-levels", type=int, metavar="N",
+                   help=f"noise levels of the sampling ladder (Heun: sigma steps){config_default}")
+    p.add_argument("--sigma-begin", type=float, help=f"largest sigma of the sampling ladder{config_default}")
+    p.add_argument("--sigma-end", type=float, help=f"smallest sigma of the sampling ladder{config_default}")
+    p.add_argument("--snr", type=float, help=f"pc: the corrector's signal-to-noise ratio{config_default}")
+    p.add_argument("--rho", type=float, help=f"heun: exponent of Karras et al.'s sigma schedule{config_default}")
     p.add_argument("--step-lr", type=float,
                    help=f"epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (Alg. 1 notation){config_default}")
-    p.add_argument("--n-steps-each", type=int, help=f"T, Langevin steps per noise level{config_default}")
+    p.add_argument("--n-steps-each", type=_steps_list,
+                   help=f"T, Langevin steps per noise level, or one per level: 5,5,10,...{config_default}")
     p.add_argument("--denoise", dest="denoise", action="store_true", default=None,
                    help=f"final step x + sigma_L^2 s(x, sigma_L){config_default}")
     p.add_argument("--no-denoise", dest="denoise", action="store_false")
@@ -366,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
     p.add_argument("--n-iters", type=int)
+    p.add_argument("--minutes", type=float, help="stop after this many minutes of wall time, with a checkpoint "
+                                                 "(continue later with --resume)")
+    p.add_argument("--keep-last", type=int, default=3, help="checkpoints to keep, the newest (0 keeps all; default 3)")
     p.add_argument("--save-every", type=int)
     p.add_argument("--preview-every", type=int)
     p.add_argument("--log-every", type=int)
@@ -429,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list] = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
-    for name in ("n", "n_steps_each", "n_iters", "save_every", "batch_size"):
+    for name in ("n", "n_iters", "save_every", "batch_size"):
         v = getattr(args, name, None)
         if v is not None and v < 1 and not (name == "n_iters" and v == 0):
             print(f"ncsn: error: --{name.replace('_', '-')} must be >= 1 (got {v})", file=sys.stderr)

@@ -8,6 +8,12 @@ from typing import Any, Optional, Tuple
 ARCHS = ("refinenet", "compact", "mlp")
 LOSSES = ("dsm", "ssm", "ssm_vr")
 INITS = ("uniform", "gaussian", "data-mean")
+CONDITIONINGS = ("level", "sigma")
+SIGMA_SAMPLINGS = ("levels", "log-uniform", "log-normal")
+WEIGHTINGS = ("sigma2", "edm")
+# annealed_langevin: the paper's Alg. 1; pc: predictor-corrector (Song et al. 2021, reverse diffusion + Langevin);
+# heun: the probability-flow ODE with Heun's method on Karras et al.'s sigma schedule (continuous-sigma models)
+SAMPLERS = ("annealed_langevin", "pc", "heun")
 
 
 class ConfigError(ValueError):
@@ -45,9 +51,19 @@ class ModelConfig:
     channels: tuple = (16, 48, 96)   # compact model: width at full, 1/2 and 1/4 resolution
     hidden: int = 128                # MLP width
     scale_by_sigma: bool = False     # divide the output by sigma_i (NCSNv2); the paper's RefineNet does not
+    # 'level': the level index picks CondInstanceNorm++'s parameters (the paper); 'sigma': any sigma > 0, through an
+    # embedding of log sigma, with Karras et al.'s denoiser preconditioning (compact model only; models/__init__.py)
+    conditioning: str = "level"
 
     def __post_init__(self) -> None:
         _check(self.arch in ARCHS, f"model arch {self.arch!r} is unknown: choose one of {', '.join(ARCHS)}")
+        _check(self.conditioning in CONDITIONINGS,
+               f"conditioning {self.conditioning!r} is unknown: choose one of {', '.join(CONDITIONINGS)}")
+        _check(self.conditioning == "level" or self.arch == "compact",
+               f"conditioning='sigma' is built for the compact model, not arch={self.arch!r}: use conditioning='level'")
+        _check(self.conditioning == "level" or not self.scale_by_sigma,
+               "scale_by_sigma does not apply to conditioning='sigma' (its preconditioning scales the output already): "
+               "set scale_by_sigma to false")
         _check(self.ngf > 0 and self.hidden > 0, "ngf and hidden must be positive")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
 
@@ -86,6 +102,16 @@ class TrainConfig:
     seed: int = 0
     n_particles: int = 1              # projections per example for sliced score matching
     num_workers: int = 0
+    # how each example's sigma is drawn: 'levels' uniformly from the ladder (the paper); 'log-uniform' between
+    # sigma_end and sigma_begin; 'log-normal' ln sigma ~ N(lognormal_mean, lognormal_std^2) (Karras et al. 2022,
+    # their P_mean = -1.2 on [-1, 1] data is -1.2 - ln 2 here on [0, 1]). The last two need conditioning='sigma'.
+    sigma_sampling: str = "levels"
+    lognormal_mean: float = -1.9
+    lognormal_std: float = 1.2
+    # loss weight on |s - target|^2: 'sigma2' sigma^anneal_power (the paper); 'edm' sigma^2 (1 + sigma^2 / 0.25^2),
+    # Karras et al.'s lambda(sigma) written for the score (losses.py)
+    weighting: str = "sigma2"
+    warmup: int = 0                   # linear learning-rate warm-up over this many steps (0: none, the paper)
 
     def __post_init__(self) -> None:
         _check(self.loss in LOSSES, f"loss {self.loss!r} is unknown: choose one of {', '.join(LOSSES)}")
@@ -94,25 +120,78 @@ class TrainConfig:
         _check(self.n_iters >= 0, f"n_iters={self.n_iters} must be >= 0")
         _check(self.save_every >= 1, f"save_every={self.save_every} must be >= 1")
         _check(self.ema_rate is None or 0 < self.ema_rate < 1, f"ema_rate={self.ema_rate} must be in (0, 1) or None")
+        _check(self.sigma_sampling in SIGMA_SAMPLINGS,
+               f"sigma_sampling {self.sigma_sampling!r} is unknown: choose one of {', '.join(SIGMA_SAMPLINGS)}")
+        _check(self.weighting in WEIGHTINGS, f"weighting {self.weighting!r} is unknown: choose one of {', '.join(WEIGHTINGS)}")
+        _check(self.lognormal_std > 0, f"lognormal_std={self.lognormal_std} must be > 0")
+        _check(self.warmup >= 0, f"warmup={self.warmup} must be >= 0")
 
 
 @dataclass(frozen=True)
 class SampleConfig:
-    """Annealed Langevin settings in the paper's notation: alpha_i = step_lr * sigma_i^2 / sigma_L^2,
-    x <- x + alpha_i/2 * s + sqrt(alpha_i) * z.  (The reference code's step_lr=2e-5 equals 4e-5 here.)"""
+    """Sampler settings. Annealed Langevin in the paper's notation: alpha_i = step_lr * sigma_i^2 / sigma_L^2,
+    x <- x + alpha_i/2 * s + sqrt(alpha_i) * z.  (The reference code's step_lr=2e-5 equals 4e-5 here.)
+
+    sampler: see SAMPLERS. n_steps_each: Langevin (corrector) steps per level, one number or one per level.
+    num_levels, sigma_begin, sigma_end: the sampling ladder (None: the model's training ladder); another ladder
+    needs a continuous-sigma model. Heun takes num_levels sigmas on Karras et al.'s schedule (exponent rho) and
+    ignores step_lr and n_steps_each; pc sizes its corrector steps by snr (Song et al. 2021) instead of step_lr."""
     step_lr: float = 4e-5
-    n_steps_each: int = 100
+    n_steps_each: Any = 100
     denoise: bool = False
     init: str = "uniform"
     # kappa in [0, 1]: remove this fraction of the update's excess stationary variance (ncsn_core.sampling); 0 = paper
     variance_correction: float = 0.0
+    sampler: str = "annealed_langevin"
+    num_levels: Optional[int] = None
+    sigma_begin: Optional[float] = None
+    sigma_end: Optional[float] = None
+    snr: float = 0.16
+    rho: float = 7.0
 
     def __post_init__(self) -> None:
+        _check(self.sampler in SAMPLERS, f"sampler {self.sampler!r} is unknown: choose one of {', '.join(SAMPLERS)}")
         _check(0.0 <= self.variance_correction <= 1.0,
                f"variance_correction={self.variance_correction} must be in [0, 1] (0 = the paper's Alg. 1)")
         _check(self.step_lr > 0, f"step_lr={self.step_lr} must be > 0")
-        _check(self.n_steps_each >= 1, f"n_steps_each={self.n_steps_each} must be >= 1")
+        steps = self.n_steps_each
+        if isinstance(steps, (list, tuple)):
+            _check(len(steps) > 0 and all(int(t) == t and t >= 0 for t in steps),
+                   f"n_steps_each={list(steps)}: give one whole number >= 0 per level")
+            object.__setattr__(self, "n_steps_each", tuple(int(t) for t in steps))
+        else:
+            _check(int(steps) == steps and steps >= 1, f"n_steps_each={steps} must be a whole number >= 1")
+            object.__setattr__(self, "n_steps_each", int(steps))
         _check(self.init in INITS, f"init {self.init!r} is unknown: choose one of {', '.join(INITS)}")
+        _check(self.num_levels is None or self.num_levels >= 1, f"num_levels={self.num_levels} must be >= 1")
+        _check(self.sigma_begin is None or self.sigma_begin > 0, f"sigma_begin={self.sigma_begin} must be > 0")
+        _check(self.sigma_end is None or self.sigma_end > 0, f"sigma_end={self.sigma_end} must be > 0")
+        _check(self.snr > 0, f"snr={self.snr} must be > 0")
+        _check(self.rho > 0, f"rho={self.rho} must be > 0")
+
+    def steps_per_level(self, n_levels: int) -> Tuple[int, ...]:
+        """n_steps_each as one count per level (a per-level schedule must have n_levels entries)."""
+        if isinstance(self.n_steps_each, tuple):
+            _check(len(self.n_steps_each) == n_levels,
+                   f"n_steps_each has {len(self.n_steps_each)} entries but the ladder has {n_levels} levels: "
+                   f"give one count per level, or one number for all")
+            return self.n_steps_each
+        return (self.n_steps_each,) * n_levels
+
+    def custom_ladder(self) -> bool:
+        return (self.num_levels, self.sigma_begin, self.sigma_end) != (None, None, None)
+
+
+def check_sampler(sample: "SampleConfig", model: "ModelConfig") -> None:
+    """ConfigError when the sampler settings need a continuous-sigma model and `model` is level-conditioned."""
+    if model.conditioning == "sigma":
+        return
+    _check(sample.sampler != "heun",
+           "the Heun (probability-flow ODE) sampler needs a model conditioned on a continuous sigma "
+           "(conditioning='sigma'); this model knows only its training levels: choose annealed_langevin or pc")
+    _check(not sample.custom_ladder(),
+           "this model is conditioned on its training levels, so it samples on its own ladder only: leave "
+           "num_levels, sigma_begin and sigma_end unset (or train with conditioning='sigma')")
 
 
 def check_data_mean(init: str, has_data_mean: bool) -> None:
@@ -176,6 +255,12 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)
     name: str = "custom"
 
+    def __post_init__(self) -> None:
+        _check(self.train.sigma_sampling == "levels" or self.model.conditioning == "sigma",
+               f"sigma_sampling={self.train.sigma_sampling!r} draws sigmas between the levels, which a level-conditioned "
+               f"model cannot take: set model.conditioning='sigma' or sigma_sampling='levels'")
+        check_sampler(self.sample, self.model)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -206,14 +291,29 @@ def _sub_from_dict(sub_cls, d: dict, section: str):
 
 
 def _preset_mnist_cpu() -> Config:
+    # The recipe chosen on benchmarks/train_recipes.py's chart (README: "How the defaults were chosen"):
+    # continuous-sigma conditioning with Karras et al.'s preconditioning, sigma sampling and weighting,
+    # sigma_1 = 16 from the data (NCSNv2, Technique 1: the largest distance between two training digits).
     return Config(
         name="mnist-cpu",
+        data=DataConfig(holdout=1000),
+        model=ModelConfig(arch="compact", channels=(16, 48, 96), conditioning="sigma"),
+        noise=NoiseConfig(16.0, 0.01, 10),
+        train=TrainConfig(batch_size=64, lr=1e-3, n_iters=100_000, ema_rate=0.999, save_every=500,
+                          preview_every=500, log_every=10, sigma_sampling="log-normal", weighting="edm", warmup=200),
+        sample=SampleConfig(sampler="heun", num_levels=18, sigma_begin=16.0, sigma_end=0.002, init="gaussian"),
+    )
+
+
+def _preset_mnist_cpu_levels() -> Config:
+    # The first compact recipe (level-indexed, the paper's loss), kept so that the chart can compare with it.
+    return Config(
+        name="mnist-cpu-levels",
         data=DataConfig(holdout=1000),
         model=ModelConfig(arch="compact", channels=(16, 48, 96), scale_by_sigma=True),
         noise=NoiseConfig(1.0, 0.01, 10),
         train=TrainConfig(batch_size=64, lr=1e-3, n_iters=12000, ema_rate=0.999, save_every=500,
                           preview_every=250, log_every=10),
-        # sampler chosen with benchmarks/sampler_study.py on the built-in run (README: "How the defaults were chosen")
         sample=SampleConfig(step_lr=5e-5, n_steps_each=40, denoise=True, init="data-mean", variance_correction=0.5),
     )
 
@@ -226,6 +326,7 @@ PRESETS = {
         sample=SampleConfig(step_lr=4e-5, n_steps_each=100, denoise=False)),
     # The compact network for a laptop CPU: minutes, not days.
     "mnist-cpu": _preset_mnist_cpu,
+    "mnist-cpu-levels": _preset_mnist_cpu_levels,
     "cifar10-paper": lambda: Config(
         name="cifar10-paper",
         data=DataConfig(dataset="cifar10", image_size=32, channels=3, random_flip=True),

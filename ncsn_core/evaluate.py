@@ -22,7 +22,8 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .config import check_data_mean
 from .data import DataError, builtin_mnist_set, load_dataset, preprocess
 from .resources import BUILTIN_MODEL
-from .sampling import annealed_langevin
+from .config import SampleConfig
+from .sampling import describe, plan, resolve, sample
 
 EVAL_HOLDOUT = 1000  # the last 1000 built-in digits: DataConfig(holdout=1000) keeps them out of training
 RVR_DRAWS = 5  # real-vs-real FID draws averaged for the floor
@@ -34,24 +35,20 @@ def builtin_model_path() -> Path:
     return BUILTIN_MODEL
 
 
-def sample_batches(model, shape: tuple, n: int, seed: int, step_lr: float, n_steps_each: int, denoise: bool,
-                   init: str, device, batch_size: int, progress: Optional[Progress] = None,
-                   variance_correction: float = 0.0) -> torch.Tensor:
-    """n samples of annealed Langevin (Alg. 1), batch_size at a time, each batch drained to its end.
+def sample_batches(model, sc: SampleConfig, shape: tuple, n: int, seed: int, device, batch_size: int,
+                   progress: Optional[Progress] = None) -> torch.Tensor:
+    """n samples of the sampler `sc`, batch_size at a time, each batch drained to its end.
 
     shape: (C, H, W). One torch.Generator seeded with `seed` runs through all batches, so the same seed
     and batch_size give the same samples. Returns float (n, C, H, W) on the CPU (not clamped).
     """
     g = torch.Generator(device=device).manual_seed(int(seed))
-    n_levels = len(model.sigmas)
-    per_batch = n_levels * n_steps_each
+    per_batch = plan(model, sc).total_steps
     n_batches = math.ceil(n / batch_size)
     out = []
     for b in range(n_batches):
         bs = min(batch_size, n - b * batch_size)
-        gen = annealed_langevin(model, model.sigmas, (bs, *shape), step_lr, n_steps_each, seed=g, init=init,
-                                denoise=denoise, yield_every=max(1, n_steps_each // 4), device=device,
-                                variance_correction=variance_correction, init_mean=model.data_mean)
+        gen = sample(model, sc, (bs, *shape), seed=g, device=device)
         try:
             while True:
                 st = next(gen)
@@ -99,20 +96,19 @@ def _finite(v):
     return v
 
 
-def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int = 0, step_lr: Optional[float] = None,
-             n_steps_each: Optional[int] = None, denoise: Optional[bool] = None, use_ema: bool = True,
+def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int = 0, use_ema: bool = True,
              device: Union[str, torch.device] = "cpu", batch_size: int = 250,
-             progress: Optional[Progress] = None, init: Optional[str] = None,
-             variance_correction: Optional[float] = None) -> dict:
+             progress: Optional[Progress] = None, **sample_overrides) -> dict:
     """Sample n images from a checkpoint and measure them.
 
     checkpoint: a .pt file or run folder (its newest checkpoint); None = the built-in MNIST model.
-    step_lr, n_steps_each, denoise, init, variance_correction: None takes the checkpoint config's `sample` section.
+    sample_overrides: SampleConfig fields (sampler, step_lr, n_steps_each, ...); None or absent takes the
+    checkpoint config's `sample` section.
     progress(stage, done, total) is called while sampling ("sample", Langevin steps over all batches)
     and while measuring ("metrics"). Everything is seeded by `seed`.
 
     Returns a JSON-ready dict. Always: checkpoint, step, config_name, dataset, n, seed, device, sampler
-    {step_lr, n_steps_each, L, sigma_begin, sigma_end, denoise, ema, init, variance_correction, batch_size}, label (one line
+    {every SampleConfig field, L, sigmas, nfe, ema, batch_size}, label (one line
     naming n and the sampler settings, for figures), sampling_seconds, eval_seconds, nonfinite_samples,
     dsm_loss_per_level (L values, or None), sigmas, dsm_images, anneal_power, warnings, metric_kind.
     metric_kind "digits" (1 channel) adds: fid_classifier, fid_real_vs_real (mean over RVR_DRAWS draws),
@@ -130,17 +126,13 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
                          use_ema=use_ema)
     cfg, model = ld.config, ld.model
     real_colour = _check_inputs(cfg, n, batch_size)  # fail now, not after minutes of sampling
-    settings = _settings(ld, step_lr, n_steps_each, denoise, batch_size, init, variance_correction)
-    label = (f"n={n} samples, seed {seed}; step_lr={settings['step_lr']:g}, n_steps_each={settings['n_steps_each']}, "
-             f"L={settings['L']}, init={settings['init']}, variance_correction={settings['variance_correction']:g}, "
-             f"denoise={'on' if settings['denoise'] else 'off'}, "
-             f"EMA={'on' if settings['ema'] else 'off'}")
+    sc, settings = _settings(ld, batch_size, sample_overrides)
+    label = f"n={n} samples, seed {seed}; {settings['description']}, EMA={'on' if settings['ema'] else 'off'}"
     torch_device = next(model.parameters()).device
 
     t0 = time.perf_counter()
-    x = sample_batches(model, (cfg.data.channels, cfg.data.image_size, cfg.data.image_size), n, seed,
-                       settings["step_lr"], settings["n_steps_each"], settings["denoise"], settings["init"],
-                       torch_device, batch_size, progress, settings["variance_correction"])
+    x = sample_batches(model, sc, (cfg.data.channels, cfg.data.image_size, cfg.data.image_size), n, seed,
+                       torch_device, batch_size, progress)
     sampling_seconds = time.perf_counter() - t0
     warnings = []
     bad = int((~torch.isfinite(x.reshape(n, -1))).any(dim=1).sum())
@@ -205,23 +197,21 @@ def _check_inputs(cfg, n: int, batch_size: int):
     return train
 
 
-def _settings(ld, step_lr: Optional[float], n_steps_each: Optional[int], denoise: Optional[bool],
-              batch_size: int, init: Optional[str] = None, variance_correction: Optional[float] = None) -> dict:
-    """The sampler settings that label every figure: the arguments, else the checkpoint config's `sample`."""
-    s, sig = ld.config.sample, ld.model.sigmas.tolist()
-    out = {"step_lr": float(step_lr if step_lr is not None else s.step_lr),
-           "n_steps_each": int(n_steps_each if n_steps_each is not None else s.n_steps_each),
-           "L": len(sig), "sigma_begin": float(f"{sig[0]:.6g}"), "sigma_end": float(f"{sig[-1]:.6g}"),
-           "denoise": bool(s.denoise if denoise is None else denoise), "ema": ld.used_ema, "init": init or s.init,
-           "variance_correction": float(s.variance_correction if variance_correction is None else variance_correction),
-           "batch_size": int(batch_size)}
+def _settings(ld, batch_size: int, overrides: dict) -> tuple[SampleConfig, dict]:
+    """The sampler that labels every figure: the overrides, else the checkpoint config's `sample`; with its
+    ladder (L, sigmas, ends), network evaluations per sample and a one-line description."""
+    import dataclasses
     try:
-        check_data_mean(out["init"], ld.model.data_mean is not None)
-    except ValueError as e:
+        sc = resolve(ld.config.sample, **overrides)
+        check_data_mean(sc.init, ld.model.data_mean is not None)
+        pl = plan(ld.model, sc)
+    except (ValueError, TypeError) as e:
         raise M.MetricsError(str(e)) from e
-    if out["step_lr"] <= 0 or out["n_steps_each"] < 1:
-        raise M.MetricsError(f"step_lr={out['step_lr']} must be > 0 and n_steps_each={out['n_steps_each']} >= 1")
-    return out
+    sig = [float(f"{v:.6g}") for v in pl.sigmas.tolist()]
+    out = {**dataclasses.asdict(sc), "n_steps_each": sc.n_steps_each, "L": len(sig), "sigmas": sig,
+           "sigma_begin": sig[0], "sigma_end": sig[-1], "nfe": pl.nfe, "ema": ld.used_ema,
+           "batch_size": int(batch_size), "description": describe(sc, pl)}
+    return sc, out
 
 
 def digit_metrics(x: torch.Tensor, seed: int = 0, tick: Callable[[int], None] = lambda done: None) -> dict:
@@ -327,7 +317,7 @@ def _cli_progress(enabled: bool) -> tuple[Optional[Progress], Callable[[], None]
 def cmd_eval(args, user_error: type) -> int:
     """Run `ncsn eval`; input problems raise `user_error` with one line."""
     from .training import pick_device
-    for name, v in (("--n", args.n), ("--batch-size", args.batch_size), ("--n-steps-each", args.n_steps_each)):
+    for name, v in (("--n", args.n), ("--batch-size", args.batch_size)):
         if v is not None and v < 1:
             raise user_error(f"{name} must be >= 1 (got {v})")
     if args.step_lr is not None and args.step_lr <= 0:
@@ -338,10 +328,10 @@ def cmd_eval(args, user_error: type) -> int:
         raise user_error(str(e)) from e
     progress, close = _cli_progress(not args.json and not args.quiet)
     try:
-        res = evaluate(args.checkpoint, n=args.n, seed=args.seed, step_lr=args.step_lr,
-                       n_steps_each=args.n_steps_each, denoise=args.denoise, use_ema=not args.no_ema, init=args.init,
-                       variance_correction=args.variance_correction,
-                       device=device, batch_size=args.batch_size, progress=progress)
+        from .cli import SAMPLER_FLAGS
+        res = evaluate(args.checkpoint, n=args.n, seed=args.seed, use_ema=not args.no_ema, device=device,
+                       batch_size=args.batch_size, progress=progress,
+                       **{k: getattr(args, k, None) for k in SAMPLER_FLAGS})
     except (CheckpointError, M.MetricsError, DataError) as e:
         raise user_error(str(e)) from e
     finally:

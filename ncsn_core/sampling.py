@@ -20,7 +20,7 @@ from typing import Callable, Generator, Iterator, Optional, Sequence, Union
 
 import torch
 
-from .config import check_data_mean
+from .config import ModelConfig, SampleConfig, check_data_mean, check_sampler
 
 ScoreNet = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Seed = Union[int, torch.Generator, None]
@@ -97,14 +97,16 @@ def _norm(t: torch.Tensor) -> float:
 
 
 def _chain(score_at: Callable[[torch.Tensor, int], torch.Tensor], x: torch.Tensor, sigmas: Sequence[float],
-           alphas: Sequence[float], n_steps_each: int, g: torch.Generator, yield_every: int,
+           alphas: Sequence[float], n_steps_each: Union[int, Sequence[int]], g: torch.Generator, yield_every: int,
            project: Optional[Callable[[torch.Tensor, int, bool], torch.Tensor]] = None,
            scales: Optional[Sequence[float]] = None,
            ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
-    """The shared loop: for each level, n_steps_each Langevin steps; `project(x, level, start)` is applied
-    at the start of each level and after every step (inpainting uses it; None means no projection)."""
+    """The shared loop: for each level, n_steps_each Langevin steps (one count, or one per level);
+    `project(x, level, start)` is applied at the start of each level and after every step (inpainting uses
+    it; None means no projection)."""
     L = len(sigmas)
-    total = L * n_steps_each
+    steps = [int(n_steps_each)] * L if isinstance(n_steps_each, int) else [int(t) for t in n_steps_each]
+    total = sum(steps)
     gstep = 0
     with torch.no_grad():
         for i in range(L):
@@ -112,28 +114,34 @@ def _chain(score_at: Callable[[torch.Tensor, int], torch.Tensor], x: torch.Tenso
             scale = 1.0 if scales is None else float(scales[i])
             if project is not None:
                 x = project(x, i, True)
-            for t in range(1, n_steps_each + 1):
+            n_steps = steps[i]
+            for t in range(1, n_steps + 1):
                 z = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
                 x, drift, noise = langevin_step(x, score_at(x, i), alpha, z, scale)
                 if project is not None:
                     x = project(x, i, False)
                 gstep += 1
-                if t % yield_every == 0 or t == n_steps_each:
+                if t % yield_every == 0 or t == n_steps:
                     sn, nn_ = _norm(drift), _norm(noise)
-                    cmd = yield LangevinState(i, L, float(sigmas[i]), alpha, t, n_steps_each, gstep, total, x,
+                    cmd = yield LangevinState(i, L, float(sigmas[i]), alpha, t, n_steps, gstep, total, x,
                                               sn, nn_, sn / max(nn_, 1e-12), final=(gstep == total))
                     if cmd == "stop":
                         return x
     return x
 
 
-def _level_score(score_net: ScoreNet, n: int, device) -> Callable[[torch.Tensor, int], torch.Tensor]:
-    labels_cache: dict = {}
+def _level_score(score_net: ScoreNet, n: int, device, sigmas: Optional[Sequence[float]] = None,
+                 ) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """score_at(x, i) for level i of the sampling ladder: a continuous-sigma model (`score_net.continuous`) is
+    given sigmas[i] itself; any other score_net the level index i (its ladder must then be the model's)."""
+    cond_cache: dict = {}
+    continuous = getattr(score_net, "continuous", False) and sigmas is not None
 
     def score_at(x: torch.Tensor, i: int) -> torch.Tensor:
-        if i not in labels_cache:
-            labels_cache[i] = torch.full((len(x),), i, dtype=torch.long, device=device)
-        return score_net(x, labels_cache[i])
+        if i not in cond_cache:
+            cond_cache[i] = (torch.full((len(x),), float(sigmas[i]), device=device) if continuous
+                             else torch.full((len(x),), i, dtype=torch.long, device=device))
+        return score_net(x, cond_cache[i])
     return score_at
 
 
@@ -145,7 +153,7 @@ def langevin(score_fn: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
 
 
 def annealed_langevin(score_net: ScoreNet, sigmas: torch.Tensor, shape: Sequence[int], step_lr: float,
-                      n_steps_each: int, seed: Seed = 0, init: str = "uniform", x0: Optional[torch.Tensor] = None,
+                      n_steps_each: Union[int, Sequence[int]], seed: Seed = 0, init: str = "uniform", x0: Optional[torch.Tensor] = None,
                       denoise: bool = False, yield_every: int = 10, device=None, variance_correction: float = 0.0,
                       init_mean: Optional[torch.Tensor] = None,
                       ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
@@ -158,8 +166,8 @@ def annealed_langevin(score_net: ScoreNet, sigmas: torch.Tensor, shape: Sequence
     device = device or (x0.device if x0 is not None else sigmas.device)
     g = make_generator(seed, device)
     x = x0.to(device) if x0 is not None else initial_noise(shape, init, g, device, float(sigmas[0]), init_mean)
-    score_at = _level_score(score_net, x.shape[0], device)
     sig = sigmas.to(device)
+    score_at = _level_score(score_net, x.shape[0], device, sig.tolist())
     alphas = step_sizes(sig, step_lr)
     x = yield from _finish(_chain(score_at, x, sig.tolist(), alphas.tolist(), n_steps_each, g, yield_every,
                                   scales=noise_scales(sig, alphas, variance_correction).tolist()),
@@ -191,7 +199,7 @@ def _finish(chain, denoise: bool, score_at, sigmas: torch.Tensor, post: Optional
 
 
 def inpaint(score_net: ScoreNet, sigmas: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, step_lr: float,
-            n_steps_each: int, seed: Seed = 0, init: str = "uniform", denoise: bool = False, yield_every: int = 10,
+            n_steps_each: Union[int, Sequence[int]], seed: Seed = 0, init: str = "uniform", denoise: bool = False, yield_every: int = 10,
             variance_correction: float = 0.0, init_mean: Optional[torch.Tensor] = None,
             ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
     """Algorithm 2: annealed Langevin where the known pixels follow the data's noisy path.
@@ -213,13 +221,201 @@ def inpaint(score_net: ScoreNet, sigmas: torch.Tensor, image: torch.Tensor, mask
             y_level[i] = image + float(sig[i]) * torch.randn(image.shape, generator=g, device=device, dtype=image.dtype)
         return x * (1 - m) + y_level[i] * m
 
-    score_at = _level_score(score_net, image.shape[0], device)
+    score_at = _level_score(score_net, image.shape[0], device, sig.tolist())
     alphas = step_sizes(sig, step_lr)
     chain = _chain(score_at, x, sig.tolist(), alphas.tolist(), n_steps_each, g, yield_every, project=project,
                    scales=noise_scales(sig, alphas, variance_correction).tolist())
     # after denoising, the known pixels are the clean image (sigma = 0)
     x = yield from _finish(chain, denoise, score_at, sig, post=lambda x: x * (1 - m) + image * m)
     return x
+
+
+def _pc_chain(score_at, x: torch.Tensor, sigmas: Sequence[float], n_steps: Sequence[int], snr: float,
+              g: torch.Generator, yield_every: int, project=None) -> Generator[LangevinState, Optional[str], torch.Tensor]:
+    """Predictor-corrector sampling for this noise family (Song et al. 2021, Alg. 2 with their VE "SMLD" discretisation).
+
+    At level i: n_steps[i] Langevin corrector steps x <- x + eps s + sqrt(2 eps) z with eps = 2 (snr |z| / |s|)^2
+    (batch-mean norms, their Alg. 5), then one reverse-diffusion predictor step to the next level,
+    x <- x + (sigma_i^2 - sigma_{i+1}^2) s + sqrt(sigma_i^2 - sigma_{i+1}^2) z, with sigma_{L+1} = 0 and no noise on
+    the last one (so the run ends with Tweedie's denoising step). `project(x, i)` resets the known pixels to
+    level i's noisy image (i = L: the clean image); each level's state is yielded as Langevin's is.
+    """
+    L = len(sigmas)
+    total, gstep = sum(n + 1 for n in n_steps), 0
+    with torch.no_grad():
+        if project is not None:
+            x = project(x, 0)
+        for i in range(L):
+            n = n_steps[i] + 1
+            for t in range(1, n + 1):
+                s = score_at(x, i)
+                if t < n:  # corrector (Langevin at sigma_i); written as Alg. 1's update with alpha = 2 eps
+                    z = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+                    eps = 2 * (snr * _norm(z) / max(_norm(s), 1e-12)) ** 2
+                    x, drift, noise = langevin_step(x, s, 2 * eps, z)
+                    step_size = 2 * eps
+                else:  # predictor: reverse diffusion from sigma_i to sigma_{i+1}
+                    nxt = float(sigmas[i + 1]) if i + 1 < L else 0.0
+                    step_size = float(sigmas[i]) ** 2 - nxt ** 2
+                    drift = step_size * s
+                    noise = (step_size ** 0.5 * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+                             if i + 1 < L else torch.zeros_like(x))
+                    x = x + drift + noise
+                if project is not None:
+                    x = project(x, i + 1 if t == n else i)
+                gstep += 1
+                if t % yield_every == 0 or t == n:
+                    sn, nn_ = _norm(drift), _norm(noise)
+                    cmd = yield LangevinState(i, L, float(sigmas[i]), step_size, t, n, gstep, total, x, sn, nn_,
+                                              sn / nn_ if nn_ > 0 else float("nan"), final=gstep == total)
+                    if cmd == "stop":
+                        return x
+    return x
+
+
+def karras_sigmas(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022), Eq. 5: (sigma_max^(1/rho) + i/(n-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho,
+    i = 0..n-1, descending, shape (n,); rho = 7 spends more steps at small sigma."""
+    if n == 1:
+        return torch.tensor([float(sigma_max)])
+    i = torch.arange(n, dtype=torch.float64) / (n - 1)
+    return ((sigma_max ** (1 / rho) + i * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho).float()
+
+
+def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: int = 1, project=None,
+                ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
+    """The probability-flow ODE dx/dsigma = -sigma s(x, sigma) from ts[0] down to 0 by Heun's method
+    (Karras et al. 2022, Alg. 1): an Euler step to the next sigma, then the average of the two slopes, except
+    on the last step to sigma = 0 (Euler only). 2N - 1 network evaluations for N sigmas. Deterministic: the
+    randomness is all in the start. `project(x, sigma)` sets the known pixels to their value at sigma.
+    One state per sigma step (level = step index; noise_norm 0 and snr NaN, as the ODE adds no noise)."""
+    N = len(ts)
+    with torch.no_grad():
+        for i in range(N):
+            t, t_next = float(ts[i]), float(ts[i + 1]) if i + 1 < N else 0.0
+            if project is not None:
+                x = project(x, t)
+            d = -t * score_sigma(x, t)  # = (x - D(x; t)) / t
+            x_next = x + (t_next - t) * d
+            if t_next > 0:  # Heun's correction (Alg. 1, lines 7-8)
+                if project is not None:
+                    x_next = project(x_next, t_next)
+                d = 0.5 * (d - t_next * score_sigma(x_next, t_next))
+                x_next = x + (t_next - t) * d
+            drift = x_next - x
+            x = x_next if project is None or t_next > 0 else project(x_next, 0.0)
+            if (i + 1) % yield_every == 0 or i == N - 1:
+                cmd = yield LangevinState(i, N, t, abs(t - t_next), 1, 1, i + 1, N, x, _norm(drift), 0.0,
+                                          float("nan"), final=i == N - 1)
+                if cmd == "stop":
+                    return x
+    return x
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """What a SampleConfig runs on a model: the sampling ladder (descending), the number of states the
+    generator reports in all (for progress bars), and the network evaluations per sample (for cost)."""
+    sigmas: torch.Tensor
+    total_steps: int
+    nfe: int
+
+
+def plan(model, sc: SampleConfig) -> SamplingPlan:
+    """The ladder and cost of `sc` on `model` (a ScoreModel); ConfigError when the model cannot take it."""
+    check_sampler_for(model, sc)
+    ms = model.sigmas.detach().cpu().float()
+    top = sc.sigma_begin or float(ms[0])
+    bottom = sc.sigma_end or float(ms[-1])
+    n = sc.num_levels or len(ms)
+    if sc.sampler == "heun":
+        sig = karras_sigmas(top, bottom, n, sc.rho)
+        return SamplingPlan(sig, n, 2 * n - 1)
+    from .noise import geometric_sigmas
+    sig = geometric_sigmas(top, bottom, n) if sc.custom_ladder() else ms
+    steps = sc.steps_per_level(len(sig))
+    if sc.sampler == "pc":
+        return SamplingPlan(sig, sum(steps) + len(sig), sum(steps) + len(sig))
+    return SamplingPlan(sig, sum(steps), sum(steps) + int(sc.denoise))
+
+
+def check_sampler_for(model, sc: SampleConfig) -> None:
+    """ConfigError naming the fix when `sc` needs a continuous-sigma model and `model` is level-conditioned."""
+    check_sampler(sc, ModelConfig(arch="compact", conditioning="sigma" if getattr(model, "continuous", False)
+                                  else "level"))
+
+
+def sample(model, sc: SampleConfig, shape: Sequence[int], seed: Seed = 0, device=None, yield_every: Optional[int] = None,
+           image: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
+           ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
+    """The sampler `sc` names, on `model` (a ScoreModel: its ladder, continuity and data mean are read from it).
+
+    shape: (B, C, H, W). With image (B, C, H, W) in [0, 1] and mask (1 = known pixel), it inpaints: the known
+    pixels follow the data's noisy path (Alg. 2 for the Langevin samplers; image + sigma z0 for the ODE).
+    yield_every: report every k steps (default: about 4 reports per level; every sigma step for Heun).
+    """
+    device = device or model.sigmas.device
+    pl = plan(model, sc)
+    sig = pl.sigmas.to(device)
+    steps = None if sc.sampler == "heun" else sc.steps_per_level(len(sig))
+    every = yield_every or (1 if steps is None else max(1, max(steps) // 4))
+    mean = getattr(model, "data_mean", None)
+    if sc.sampler == "annealed_langevin":
+        if image is not None:
+            return inpaint(model, sig, image, mask, sc.step_lr, steps, seed=seed, init=sc.init, denoise=sc.denoise,
+                           yield_every=every, variance_correction=sc.variance_correction, init_mean=mean)
+        return annealed_langevin(model, sig, shape, sc.step_lr, steps, seed=seed, init=sc.init, denoise=sc.denoise,
+                                 yield_every=every, device=device, variance_correction=sc.variance_correction,
+                                 init_mean=mean)
+    g = make_generator(seed, device)
+    x = initial_noise(shape, sc.init, g, device, float(sig[0]), mean)
+    if sc.sampler == "pc":
+        project = None
+        if image is not None:
+            project = _noisy_known(image, mask, lambda i: float(sig[i]) if i < len(sig) else 0.0, g, per_call=True)
+        return _pc_chain(_level_score(model, len(x), device, sig.tolist()), x, sig.tolist(), steps, sc.snr, g, every,
+                         project)
+
+    def score_sigma(x: torch.Tensor, t: float) -> torch.Tensor:
+        return model(x, torch.full((len(x),), t, device=device))
+    project = _noisy_known(image, mask, lambda t: t, g, per_call=False) if image is not None else None
+    return _heun_chain(score_sigma, x, sig.tolist(), every, project)
+
+
+def resolve(base: SampleConfig, **overrides) -> SampleConfig:
+    """`base` with the given fields replaced, None meaning "keep base's" (validated again: ConfigError)."""
+    import dataclasses
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def describe(sc: SampleConfig, pl: SamplingPlan) -> str:
+    """One line naming a sampler's settings and cost, for logs, figures and window captions."""
+    sig = pl.sigmas.tolist()
+    ladder = f"{len(sig)} sigmas {sig[0]:.4g} -> {sig[-1]:.4g}"
+    steps = sc.n_steps_each if isinstance(sc.n_steps_each, int) else "/".join(map(str, sc.n_steps_each))
+    if sc.sampler == "heun":
+        text = f"Heun ODE, {ladder} (rho {sc.rho:g}), start {sc.init}"
+    elif sc.sampler == "pc":
+        text = f"predictor-corrector, {ladder}, corrector T={steps}, snr={sc.snr:g}, start {sc.init}"
+    else:
+        text = (f"annealed Langevin, {ladder}, T={steps}, step_lr={sc.step_lr:g}, start {sc.init}, "
+                f"variance_correction={sc.variance_correction:g}, denoise={'on' if sc.denoise else 'off'}")
+    return f"{text}; {pl.nfe} network evaluations per sample"
+
+
+def _noisy_known(image: torch.Tensor, mask: torch.Tensor, sigma_of, g: torch.Generator, per_call: bool):
+    """project(x, key): the known pixels (mask 1) set to image + sigma_of(key) * z. per_call: a fresh z for each new
+    key (a level, as Alg. 2 draws y once per level); otherwise one z for the whole run (the ODE's path)."""
+    m = mask.to(device=image.device, dtype=image.dtype).expand_as(image)
+    z = {"fixed": torch.randn(image.shape, generator=g, device=image.device, dtype=image.dtype)}
+    last = {}
+
+    def project(x: torch.Tensor, key) -> torch.Tensor:
+        sigma = sigma_of(key)
+        if per_call and last.get("key") != key:
+            last["key"], z["fixed"] = key, torch.randn(image.shape, generator=g, device=image.device, dtype=image.dtype)
+        return x * (1 - m) + (image + sigma * z["fixed"]) * m
+    return project
 
 
 def drain(gen: Iterator[LangevinState]) -> torch.Tensor:

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generator, Optional, Union
 
@@ -16,9 +16,9 @@ import torch
 from .checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints, read_state, save_checkpoint
 from .config import Config
 from .data import load_dataset, mean_image, preprocess
-from .losses import compute_loss, loss_per_level
+from .losses import NoiseDraw, compute_loss, loss_per_level
 from .models import ScoreModel, build_model
-from .sampling import annealed_langevin, drain
+from .sampling import drain, plan, sample
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -55,7 +55,8 @@ class Paused:
 
 @dataclass(frozen=True)
 class Finished:
-    """reason: 'done' (n_iters reached), 'stopped' (asked to), or 'diverged' (NaN/inf guard)."""
+    """reason: 'done' (n_iters reached), 'stopped' (asked to), 'time' (the max_minutes budget was spent), or
+    'diverged' (NaN/inf guard)."""
     step: int
     reason: str
     message: str = ""
@@ -185,22 +186,26 @@ def is_unfinished(run_dir: Union[str, Path]) -> bool:
 
 @torch.no_grad()
 def preview_samples(model: ScoreModel, cfg: Config, n: int, seed: int, max_steps_each: int = 5) -> torch.Tensor:
-    """A quick look at what the model generates: the configured sampler with at most max_steps_each
-    steps per level (step_lr scaled up to cover the same distance), denoised, clamped to [0, 1]."""
-    t = min(cfg.sample.n_steps_each, max_steps_each)
-    step_lr = cfg.sample.step_lr * cfg.sample.n_steps_each / t
-    device = model.sigmas.device
+    """A quick look at what the model generates, clamped to [0, 1]: the configured sampler, where a Langevin
+    sampler takes at most max_steps_each steps per level (annealed Langevin: step_lr scaled up to cover the
+    same distance, denoised)."""
+    sc = cfg.sample
+    if sc.sampler != "heun":
+        steps = sc.steps_per_level(len(plan(model, sc).sigmas))
+        t = min(max(steps), max_steps_each)
+        sc = replace(sc, n_steps_each=t, step_lr=sc.step_lr * max(steps) / t, denoise=True)
     shape = (n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
-    x = drain(annealed_langevin(model, model.sigmas, shape, step_lr, t, seed=seed, init=cfg.sample.init,
-                                denoise=True, yield_every=t, device=device, init_mean=model.data_mean,
-                                variance_correction=cfg.sample.variance_correction))
-    return x.clamp(0, 1)
+    return drain(sample(model, sc, shape, seed=seed)).clamp(0, 1)
 
 
 # --- the training loop ------------------------------------------------------------------------
 def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: Union[str, torch.device, None] = None,
-          dataset=None, keep_last: int = 3) -> Generator[TrainEvent, Optional[str], Finished]:
+          dataset=None, keep_last: int = 3, max_minutes: Optional[float] = None,
+          ) -> Generator[TrainEvent, Optional[str], Finished]:
     """Train cfg's model on cfg's data (or `dataset`), writing the run folder as it goes.
+
+    max_minutes: stop after this much wall time in this call (checkpoint saved, reason 'time'); a resume
+    continues as usual. keep_last: checkpoints kept (the newest; 0 keeps all).
 
     resume: continue from the run folder's newest checkpoint (same step, optimizer, EMA; batches and
     noise are pure functions of (seed, step), so the continuation equals an uninterrupted run).
@@ -231,11 +236,13 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     model.train()
     L = cfg.noise.num_classes
     sigmas = model.sigmas
+    draw = NoiseDraw(tc.sigma_sampling, tc.lognormal_mean, tc.lognormal_std)
 
     def save() -> CheckpointSaved:
         p = save_checkpoint(checkpoint_path(run.path, step), cfg, step, model, opt,
                             ema.shadow if ema else None)
-        run.prune(keep_last)
+        if keep_last:
+            run.prune(keep_last)
         return CheckpointSaved(str(p), step)
 
     # window sums stay on the device: no host sync per step, only at log time
@@ -247,7 +254,8 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         g = step_generator(tc.seed, step, dev)
         x = data.get_batch(batch_indices(step, tc.batch_size, len(data), tc.seed)).to(dev)
         x = preprocess(x, cfg.data, g)
-        res = compute_loss(tc.loss, model, x, sigmas, tc.anneal_power, tc.n_particles, generator=g)
+        res = compute_loss(tc.loss, model, x, sigmas, tc.anneal_power, tc.n_particles, generator=g, draw=draw,
+                           weighting=tc.weighting)
         if not torch.isfinite(res.loss):
             bad = ~torch.isfinite(res.per_example)
             levels = sorted(set(res.labels[bad].tolist())) or sorted(set(res.labels.tolist()))
@@ -257,6 +265,9 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
                    f"Last good checkpoint: {last or 'none yet'}. Lower the learning rate or check the data.")
             run.log({"step": step + 1, "event": "diverged", "message": msg})
             return (yield Finished(step, "diverged", msg, str(last) if last else None))
+        if tc.warmup:  # a pure function of the step, so a resumed run gets the same rates
+            for group in opt.param_groups:
+                group["lr"] = tc.lr * min(1.0, (step + 1) / tc.warmup)
         opt.zero_grad(set_to_none=True)
         res.loss.backward()
         opt.step()
@@ -304,6 +315,11 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             saved = save()
             yield saved
             return (yield Finished(step, "stopped", f"stopped at step {step}", saved.path))
+        if max_minutes is not None and time.perf_counter() - t_start >= 60 * max_minutes and step < tc.n_iters:
+            saved = save()
+            yield saved
+            return (yield Finished(step, "time", f"stopped at step {step} after {max_minutes:g} minutes "
+                                                 f"(--minutes); resume to go on", saved.path))
     saved = save()
     yield saved
     return (yield Finished(step, "done", f"finished {step} steps", saved.path))

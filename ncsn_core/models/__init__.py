@@ -13,14 +13,24 @@ from .refinenet import RefineNetDilated
 __all__ = ["ScoreModel", "build_model", "count_parameters", "conv_flops", "CondInstanceNormPlus"]
 
 
+SIGMA_DATA = 0.25  # Karras et al.'s sigma_data = 0.5 for data in [-1, 1], on our [0, 1] scale
+
+
 class ScoreModel(nn.Module):
-    """Wraps a network with its sigma ladder: forward(x, labels) -> score, same shape as x.
+    """Wraps a network with its sigma ladder: forward(x, cond) -> score, same shape as x.
+
+    cond: (B,) long level indices into `sigmas`, or, for a continuous-sigma model (`continuous`), (B,) float
+    sigmas (any value > 0; level indices are read through the ladder).
 
     With scale_by_sigma the raw output is divided by sigma_i (NCSNv2, Technique 3), which lets a small
     network match the score's 1/sigma magnitude across levels without learning it.
+    A continuous-sigma model is a denoiser with Karras et al.'s (2022) preconditioning, on data centred at 0.5:
+    D(x; sigma) = 0.5 + c_skip (x - 0.5) + c_out F(c_in (x - 0.5), ln(sigma)/4), with c_skip = sd^2 / (sigma^2 + sd^2),
+    c_out = sigma sd / sqrt(sigma^2 + sd^2), c_in = 1 / sqrt(sigma^2 + sd^2), sd = SIGMA_DATA; its score is
+    (D - x) / sigma^2 (Tweedie). F's target then has unit variance at every sigma.
     """
 
-    def __init__(self, net: nn.Module, sigmas: torch.Tensor, scale_by_sigma: bool):
+    def __init__(self, net: nn.Module, sigmas: torch.Tensor, scale_by_sigma: bool, continuous: bool = False):
         super().__init__()
         self.net = net
         self.register_buffer("sigmas", sigmas.clone().float())
@@ -28,14 +38,28 @@ class ScoreModel(nn.Module):
         # beside the weights (not in state_dict, so checkpoints from before it existed still load)
         self.register_buffer("data_mean", None, persistent=False)
         self.scale_by_sigma = scale_by_sigma
+        self.continuous = continuous
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # channels-last: oneDNN's convolutions run about 2x faster on a CPU (benchmarks/README.md)
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self.net(x, labels)
+        if self.continuous:
+            return self._preconditioned_score(x, cond)
+        if cond.is_floating_point():
+            raise TypeError("this model is conditioned on level indices (long); it cannot take sigma values")
+        out = self.net(x, cond)
         if self.scale_by_sigma:
-            out = out / self.sigmas[labels].view(-1, *([1] * (x.dim() - 1)))
+            out = out / self.sigmas[cond].view(-1, *([1] * (x.dim() - 1)))
         return out.contiguous()
+
+    def _preconditioned_score(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        sigma = (cond if cond.is_floating_point() else self.sigmas[cond]).to(x.dtype)
+        s = sigma.view(-1, *([1] * (x.dim() - 1)))
+        var = s ** 2 + SIGMA_DATA ** 2
+        xc = x - 0.5
+        f = self.net(xc * var.rsqrt(), sigma.log() / 4)
+        # (D - x) / sigma^2 simplified, so that nothing cancels at small sigma
+        return (f * (SIGMA_DATA * var.rsqrt() / s) - xc / var).contiguous()
 
 
 def _check_image_shape(cfg: Config) -> None:
@@ -61,8 +85,9 @@ def build_model(cfg: Config) -> ScoreModel:
         else:
             if len(m.channels) != 3:
                 raise ConfigError(f"compact model needs three widths, got channels={m.channels}")
-            net = CompactScoreNet(cfg.data.channels, m.channels, L)
-    model = ScoreModel(net, sigmas_from_config(cfg.noise), m.scale_by_sigma)
+            net = CompactScoreNet(cfg.data.channels, m.channels, L,
+                                  cond_dim=64 if m.conditioning == "sigma" else None)
+    model = ScoreModel(net, sigmas_from_config(cfg.noise), m.scale_by_sigma, continuous=m.conditioning == "sigma")
     # channels-last weights to match ScoreModel.forward's inputs (values and state_dict keys unchanged)
     return model if m.arch == "mlp" else model.to(memory_format=torch.channels_last)
 

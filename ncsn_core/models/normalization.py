@@ -2,6 +2,8 @@
 depend on the noise-level index."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -53,18 +55,28 @@ class CondInstanceNormPlus(nn.Module):
     the unbiased variance across channels, as the reference code computes it. gamma and alpha start at
     N(1, 0.02), beta at 0. x: (B, C, H, W); labels: (B,) long noise-level indices.
 
+    With cond_dim, gamma, alpha and beta come from a linear map of a noise embedding (B, cond_dim) instead
+    of a table row per level (continuous-sigma models); it starts at the same values (bias 1, 1, 0).
+
     Computed as one multiply-add per pixel, z = x * scale + shift, with per-(example, channel) scale and
     shift: two passes over x for the statistics and one for the output, where the literal formula takes
     six, and backward keeps only x (the literal formula keeps three full-size tensors).
     """
 
-    def __init__(self, num_features: int, num_classes: int):
+    def __init__(self, num_features: int, num_classes: int, cond_dim: Optional[int] = None):
         super().__init__()
         self.num_features = num_features
-        self.embed = nn.Embedding(num_classes, 3 * num_features)
-        with torch.no_grad():
-            self.embed.weight[:, : 2 * num_features].normal_(1.0, 0.02)
-            self.embed.weight[:, 2 * num_features:].zero_()
+        if cond_dim is None:
+            self.embed: nn.Module = nn.Embedding(num_classes, 3 * num_features)
+            with torch.no_grad():
+                self.embed.weight[:, : 2 * num_features].normal_(1.0, 0.02)
+                self.embed.weight[:, 2 * num_features:].zero_()
+        else:
+            self.embed = nn.Linear(cond_dim, 3 * num_features)
+            with torch.no_grad():
+                self.embed.weight.normal_(0.0, 0.02)
+                self.embed.bias.zero_()
+                self.embed.bias[: 2 * num_features] = 1.0
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         mean, var = instance_stats(x)

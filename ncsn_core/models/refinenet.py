@@ -30,19 +30,20 @@ class CondResBlock(nn.Module):
     """Pre-activation residual block: norm-ELU-conv twice. 'down' without dilation halves H and W
     (conv then mean pool); with dilation the resolution is kept and the receptive field grows instead."""
 
-    def __init__(self, cin: int, cout: int, num_classes: int, down: bool = False, dilation: Optional[int] = None):
+    def __init__(self, cin: int, cout: int, num_classes: int, down: bool = False, dilation: Optional[int] = None,
+                 cond_dim: Optional[int] = None):
         super().__init__()
         d = dilation or 1
-        self.norm1 = CondInstanceNormPlus(cin, num_classes)
+        self.norm1 = CondInstanceNormPlus(cin, num_classes, cond_dim)
         if down and dilation is None:
             self.conv1 = nn.Conv2d(cin, cin, 3, padding=1)
-            self.norm2 = CondInstanceNormPlus(cin, num_classes)
+            self.norm2 = CondInstanceNormPlus(cin, num_classes, cond_dim)
             self.conv2 = ConvMeanPool(cin, cout, 3)
             self.shortcut = ConvMeanPool(cin, cout, 1)
         else:
             mid = cin if down else cout
             self.conv1 = conv3x3(cin, mid, bias=True, dilation=d)
-            self.norm2 = CondInstanceNormPlus(mid, num_classes)
+            self.norm2 = CondInstanceNormPlus(mid, num_classes, cond_dim)
             self.conv2 = conv3x3(mid, cout, bias=True, dilation=d)
             needs_shortcut = down or cin != cout
             self.shortcut = conv3x3(cin, cout, bias=True, dilation=d) if needs_shortcut else None

@@ -13,7 +13,7 @@ from scipy import linalg
 from ncsn_core import metrics as M
 from ncsn_core.checkpoint import save_checkpoint
 from ncsn_core.cli import main
-from ncsn_core.config import get_preset
+from ncsn_core.config import SampleConfig, get_preset
 from ncsn_core.data import load_builtin_mnist
 from ncsn_core.models import build_model
 
@@ -129,7 +129,7 @@ def test_dsm_loss_per_level_of_a_zero_score_is_half_the_dimension(mnist):
 # --- ncsn eval ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    cfg = get_preset("mnist-cpu").override("model", channels=(8, 8, 8)).override("noise", num_classes=2)
+    cfg = get_preset("mnist-cpu-levels").override("model", channels=(8, 8, 8)).override("noise", num_classes=2)
     torch.manual_seed(0)
     model = build_model(cfg)
     model.data_mean = torch.full((1, 28, 28), 0.13)  # the preset starts its chains at the data mean
@@ -150,10 +150,11 @@ def test_eval_json_on_a_tiny_checkpoint(tiny_checkpoint, capsys):
     res = json.loads(out)  # exactly one JSON object on stdout
     assert DOCUMENTED_KEYS <= set(res)
     assert res["n"] == 8 and res["step"] == 7 and res["metric_kind"] == "digits"
-    assert res["sampler"] == {"step_lr": 5e-05, "n_steps_each": 1, "L": 2, "sigma_begin": 1.0, "sigma_end": 0.01,
-                              "denoise": True, "ema": False, "init": "data-mean", "variance_correction": 0.5,
-                              "batch_size": 250}
-    assert "n=8" in res["label"] and "n_steps_each=1" in res["label"]
+    expected = {"sampler": "annealed_langevin", "step_lr": 5e-05, "n_steps_each": 1, "L": 2, "sigma_begin": 1.0,
+                "sigma_end": 0.01, "denoise": True, "ema": False, "init": "data-mean", "variance_correction": 0.5,
+                "batch_size": 250, "nfe": 3}
+    assert {k: res["sampler"][k] for k in expected} == expected
+    assert "n=8" in res["label"] and "T=1" in res["label"] and "3 network evaluations" in res["label"]
     assert sum(res["class_counts"]) == 8 and len(res["dsm_loss_per_level"]) == 2
     assert res["fid_ratio"] == pytest.approx(res["fid_classifier"] / res["fid_real_vs_real"])
     # the floor is the mean of 5 real-vs-real draws (seeds 0..4), each the same as fid_real_vs_real alone
@@ -169,7 +170,7 @@ def test_eval_table(tiny_checkpoint, capsys):
                  "--no-denoise", "--quiet", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "FID, classifier features (n=6)" in out and "real vs real at n=6" in out
-    assert "n=6 samples" in out and "denoise=off" in out and "n_steps_each=1" in out
+    assert "n=6 samples" in out and "denoise=off" in out and "T=1" in out
 
 
 def test_sampling_in_batches_is_seeded(tiny_checkpoint):
@@ -179,7 +180,8 @@ def test_sampling_in_batches_is_seeded(tiny_checkpoint):
     calls = []
 
     def run(seed):
-        return sample_batches(model, (1, 28, 28), 5, seed, 5e-5, 2, True, "uniform", "cpu", 2,
+        sc = SampleConfig(step_lr=5e-5, n_steps_each=2, denoise=True, init="uniform")
+        return sample_batches(model, sc, (1, 28, 28), 5, seed, "cpu", 2,
                               progress=lambda stage, done, total: calls.append((done, total)))
     a, b, c = run(0), run(0), run(1)
     assert a.shape == (5, 1, 28, 28) and torch.equal(a, b) and not torch.equal(a, c)
@@ -201,7 +203,7 @@ def test_eval_missing_checkpoint_is_a_user_error(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nope.pt"), "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
     # a checkpoint without a data mean cannot start at it: refused before any sampling
-    cfg = get_preset("mnist-cpu").override("model", channels=(8, 8, 8)).override("noise", num_classes=2)
+    cfg = get_preset("mnist-cpu-levels").override("model", channels=(8, 8, 8)).override("noise", num_classes=2)
     old = save_checkpoint(tmp_path / "old.pt", cfg, 1, build_model(cfg))
     assert main(["eval", str(old), "--n", "4", "--quiet"]) == 2
     assert "no data mean image" in capsys.readouterr().err

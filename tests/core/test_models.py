@@ -8,7 +8,7 @@ from ncsn_core.models.normalization import cond_instance_norm_plus_reference, in
 
 
 def _cfg(arch, size, n_channels, **model):
-    cfg = get_preset("mnist-cpu").override("data", image_size=size, channels=n_channels)
+    cfg = get_preset("mnist-cpu-levels").override("data", image_size=size, channels=n_channels)
     cfg = cfg.override("model", arch=arch, **model).override("noise", num_classes=4)
     return cfg
 
@@ -63,7 +63,7 @@ def test_paper_refinenet_downsamples_once():
 def test_compact_model_is_much_cheaper_than_the_papers():
     x, lab = torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long)
     paper = conv_flops(build_model(get_preset("mnist-paper")), x, lab)
-    compact = conv_flops(build_model(get_preset("mnist-cpu")), x, lab)
+    compact = conv_flops(build_model(get_preset("mnist-cpu-levels")), x, lab)
     assert compact * 20 < paper
 
 
@@ -75,7 +75,7 @@ def test_bad_shapes_get_clear_errors(size, channels, match):
 
 def test_unknown_arch_and_preset_errors():
     with pytest.raises(ConfigError, match="choose one of"):
-        get_preset("mnist-cpu").override("model", arch="unet")
+        get_preset("mnist-cpu-levels").override("model", arch="unet")
     with pytest.raises(ConfigError, match="unknown preset"):
         get_preset("nope")
 

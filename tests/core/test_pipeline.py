@@ -19,7 +19,7 @@ from ncsn_core.training import CheckpointSaved, Finished, Paused, Preview, Train
 
 
 def tiny_cfg(n_iters=6, **train_kw) -> Config:
-    cfg = get_preset("mnist-cpu").override("model", channels=(4, 6, 8)).override("noise", num_classes=3)
+    cfg = get_preset("mnist-cpu-levels").override("model", channels=(4, 6, 8)).override("noise", num_classes=3)
     cfg = cfg.override("data", holdout=9800)  # 200 training digits
     kw = dict(n_iters=n_iters, batch_size=8, save_every=3, preview_every=0, log_every=1, ema_rate=0.9)
     kw.update(train_kw)
@@ -172,7 +172,7 @@ def _write_png(path, arr):
 
 def test_cli_end_to_end_train_sample_inpaint_info(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--preset", "mnist-cpu", "--run-dir", str(run), "--n-iters", "4", "--save-every", "2",
+    assert main(["train", "--preset", "mnist-cpu-levels", "--run-dir", str(run), "--n-iters", "4", "--save-every", "2",
                  "--batch-size", "8", "--preview-every", "2", "--json", "--quiet"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["step"] == 4 and out["reason"] == "done" and Path(out["checkpoint"]).exists()

@@ -19,7 +19,7 @@ TINY_OVERRIDES = {"model": {"channels": [8, 8, 8]}, "train": {"log_every": 1, "n
 
 def tiny_config(n_iters: int = 4, **train):
     from ncsn_core.config import get_preset
-    cfg = get_preset("mnist-cpu").override("model", channels=(8, 8, 8)).override("noise", num_classes=3)
+    cfg = get_preset("mnist-cpu-levels").override("model", channels=(8, 8, 8)).override("noise", num_classes=3)
     kw = dict(n_iters=n_iters, batch_size=8, save_every=1000, preview_every=0, log_every=1, n_preview=4)
     kw.update(train)
     return cfg.override("train", **kw).override("sample", n_steps_each=3)

@@ -15,7 +15,7 @@ from studio.widgets.mask_canvas import MaskEditor
 
 
 def _tiny():
-    cfg = (get_preset("mnist-cpu").override("model", channels=(8, 8, 8)).override("noise", num_classes=3)
+    cfg = (get_preset("mnist-cpu-levels").override("model", channels=(8, 8, 8)).override("noise", num_classes=3)
            .override("sample", n_steps_each=2, step_lr=5e-5))
     torch.manual_seed(0)
     model = build_model(cfg).eval()
