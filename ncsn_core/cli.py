@@ -135,6 +135,12 @@ def cmd_train(args) -> int:
     if args.data_root or args.dataset or args.download:
         cfg = cfg.override("data", **{k: v for k, v in {"dataset": args.dataset, "root": args.data_root,
                                                         "download": args.download}.items() if v})
+    if args.set:
+        from .config import apply_sets
+        try:
+            cfg = apply_sets(cfg, args.set)
+        except ConfigError as e:
+            raise UserError(str(e)) from e
     device = _device(args)
     try:
         gen = train(cfg, run_dir, resume=bool(args.resume), device=device, max_minutes=args.minutes,
@@ -393,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-iters", type=int)
     p.add_argument("--minutes", type=float, help="stop after this many minutes of wall time, with a checkpoint "
                                                  "(continue later with --resume)")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="set any config field, e.g. --set train.weighting=edm --set model.channels=[32,64,128] "
+                        "(repeatable; the value is read as JSON)")
     p.add_argument("--keep-last", type=int, default=3, help="checkpoints to keep, the newest (0 keeps all; default 3)")
     p.add_argument("--save-every", type=int)
     p.add_argument("--preview-every", type=int)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Optional, Tuple
 
@@ -281,6 +282,29 @@ class Config:
     def override(self, section: str, **kw: Any) -> "Config":
         """A copy with some fields of one section replaced (validated again)."""
         return replace(self, **{section: replace(getattr(self, section), **kw)})
+
+
+def apply_sets(cfg: Config, assignments: list) -> Config:
+    """cfg with 'section.field=value' assignments applied (value read as JSON, else as text), validated again.
+    An unknown section or field, or a bad value, is a ConfigError that names it and the valid choices."""
+    d = cfg.to_dict()
+    for text in assignments:
+        key, sep, raw = text.partition("=")
+        section, dot, name = key.strip().partition(".")
+        _check(bool(sep and dot), f"--set {text!r}: write section.field=value, e.g. train.lr=2e-4")
+        _check(section in d and isinstance(d[section], dict),
+               f"--set {text!r}: unknown section {section!r}: choose one of {', '.join(k for k in d if k != 'name')}")
+        _check(name in d[section], f"--set {text!r}: unknown field {name!r} in {section}: choose one of "
+                                   f"{', '.join(d[section])}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        d[section][name] = value
+    try:
+        return Config.from_dict(d)
+    except TypeError as e:
+        raise ConfigError(f"--set: {e}") from e
 
 
 def _sub_from_dict(sub_cls, d: dict, section: str):

@@ -98,12 +98,12 @@ def _finite(v):
 
 def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int = 0, use_ema: bool = True,
              device: Union[str, torch.device] = "cpu", batch_size: int = 250,
-             progress: Optional[Progress] = None, **sample_overrides) -> dict:
+             progress: Optional[Progress] = None, loss_per_level: bool = True, **sample_overrides) -> dict:
     """Sample n images from a checkpoint and measure them.
 
     checkpoint: a .pt file or run folder (its newest checkpoint); None = the built-in MNIST model.
     sample_overrides: SampleConfig fields (sampler, step_lr, n_steps_each, ...); None or absent takes the
-    checkpoint config's `sample` section.
+    checkpoint config's `sample` section. loss_per_level: also the DSM loss per level on held-out images.
     progress(stage, done, total) is called while sampling ("sample", Langevin steps over all batches)
     and while measuring ("metrics"). Everything is seeded by `seed`.
 
@@ -159,14 +159,14 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
         res.update(metric_kind="digits", **digit_metrics(x, seed, tick))
     tick(4)
 
-    held, note = _heldout_images(cfg, torch_device, seed)
+    held, note = _heldout_images(cfg, torch_device, seed) if loss_per_level else (None, "not asked for")
     res.update({"sigmas": [float(f"{v:.6g}") for v in model.sigmas.tolist()], "anneal_power": cfg.train.anneal_power,
                 "dsm_images": note, "dsm_loss_per_level": None})
     if held is not None:
         res["dsm_loss_per_level"] = M.dsm_loss_per_level(model, held, model.sigmas, seed=seed,
                                                          anneal_power=cfg.train.anneal_power,
                                                          on_level=lambda i: tick(5 + i)).tolist()
-    else:
+    elif loss_per_level:
         warnings.append(f"DSM loss per level {note}")
     res["warnings"] = warnings
     res["eval_seconds"] = round(time.perf_counter() - t_start, 3)
@@ -234,8 +234,12 @@ def digit_metrics(x: torch.Tensor, seed: int = 0, tick: Callable[[int], None] = 
     draws = [M.fid_real_vs_real(n, seed + k, net) for k in range(RVR_DRAWS)]
     rvr = float(np.mean(draws))
     tick(3)
-    _, conf_real = M.classify(images[-EVAL_HOLDOUT:], net)
+    held = images[-EVAL_HOLDOUT:]
+    _, conf_real = M.classify(held, net)
     counts = M.class_histogram(labels)
+    conf, conf_real = np.asarray(conf, np.float64), np.asarray(conf_real, np.float64)
+    ink = float(x.clamp(0, 1).mean())
+    ink_real = float(M.prepare_digits(held, torch.device("cpu")).mean())
     return {
         "fid_classifier": fid, "fid_real_vs_real": rvr, "fid_ratio": fid / rvr if rvr > 0 else None,
         "fid_real_vs_real_sd": float(np.std(draws, ddof=1)), "fid_real_vs_real_draws": draws,
@@ -246,6 +250,12 @@ def digit_metrics(x: torch.Tensor, seed: int = 0, tick: Callable[[int], None] = 
         "class_entropy_nats": M.entropy_nats(counts), "class_entropy_uniform_nats": math.log(10),
         "max_class_fraction": float(counts.max() / n), "mean_confidence": float(conf.mean()),
         "mean_confidence_real": float(conf_real.mean()),
+        # the share of samples the classifier is unsure of (real held-out digits beside it)
+        "share_confidence_below_0.9": float((conf < 0.9).mean()), "share_confidence_below_0.5": float((conf < 0.5).mean()),
+        "share_confidence_below_0.9_real": float((conf_real < 0.9).mean()),
+        "share_confidence_below_0.5_real": float((conf_real < 0.5).mean()),
+        # ink: the mean pixel value in [0, 1] (too much = thick strokes, too little = faint ones)
+        "ink": ink, "ink_real": ink_real, "ink_ratio": ink / ink_real if ink_real > 0 else None,
         "classifier": {"path": str(net.path), "heldout_accuracy": net.heldout_accuracy, "feature_dim": net.feature_dim},
     }
 
@@ -274,6 +284,12 @@ def format_report(r: dict) -> str:
             row.format("max class fraction", f"{r['max_class_fraction']:.3f}", "0.100 if uniform"),
             row.format("mean classifier confidence", f"{r['mean_confidence']:.3f}",
                        f"{r['mean_confidence_real']:.3f} on {EVAL_HOLDOUT} held-out real digits"),
+            row.format("share with confidence < 0.9", f"{r['share_confidence_below_0.9']:.3f}",
+                       f"{r['share_confidence_below_0.9_real']:.3f} real"),
+            row.format("share with confidence < 0.5", f"{r['share_confidence_below_0.5']:.3f}",
+                       f"{r['share_confidence_below_0.5_real']:.3f} real"),
+            row.format("ink (mean pixel)", f"{r['ink']:.4f}",
+                       f"{r['ink_real']:.4f} real; ratio {r['ink_ratio']:.3f}"),
             "", f"  class histogram (n={n}): " + "  ".join(f"{d}:{c}" for d, c in enumerate(r["class_counts"])),
             f"  classifier: {r['classifier']['path']} (held-out accuracy {r['classifier']['heldout_accuracy']:.4f})"]
     else:
@@ -282,7 +298,7 @@ def format_report(r: dict) -> str:
                   row.format(f"FID, Inception features (n={r['n']})", f"{r['fid_inception']:.2f}",
                              f"vs {r['n']} real training images")]
     lines += ["", f"  DSM loss per noise level on {r['dsm_images']} "
-                  f"(sigma^{r['anneal_power']:g}-weighted, as in training):"]
+                  f"(sigma^{r['anneal_power']:g}-weighted, the paper's loss):"]
     if r["dsm_loss_per_level"] is not None:
         lines.append("    level     sigma        loss")
         lines += [f"    {i + 1:>5}  {sg:>8.4f}  {v:>10.3f}"
