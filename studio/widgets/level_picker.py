@@ -12,7 +12,7 @@ NOTE = ("A model is trained for its own \u03c3 ladder: you can run a subset of i
 
 class LevelPicker(QGroupBox):
     """One checkable row per sigma_i of the model's ladder, with "All levels" and "Every 2nd";
-    `selection_changed()` after every change. `set_unavailable(why)` greys the list out with the reason (a sampler
+    `selection_changed()` after every change. `set_unavailable(why)` folds the list away and says why (a sampler
     that runs its own sigma schedule); `selected()` is then every level."""
 
     selection_changed = Signal()
@@ -80,6 +80,8 @@ class LevelPicker(QGroupBox):
         for w in (self.level_list, self.all_levels_button, self.every2_button):
             w.setEnabled(why is None)
             w.setToolTip(f"Not available: {why}." if why else "")
+            w.setVisible(why is None)  # folded away: the side panel keeps Run in view
+        self.setToolTip(f"Not available: {why}." if why else "")
         self.note.setText(f"Every level is run: {why}." if why else NOTE)
         self.selection_changed.emit()
 

@@ -19,8 +19,8 @@ from .steps_edit import StepsEdit
 
 # value -> (label, explanation) of SampleConfig.sampler and SampleConfig.init (ncsn_core.sampling)
 SAMPLER_CHOICES = {
-    "annealed_langevin": ("annealed Langevin (Alg. 1, the paper)",
-                          "T Langevin steps at each level \u03c3\u2081 > \u2026 > \u03c3_L, step \u03b1_i = "
+    "annealed_langevin": ("annealed Langevin (Alg. 1)",
+                          "The paper's sampler: T Langevin steps at each level \u03c3\u2081 > \u2026 > \u03c3_L, step \u03b1_i = "
                           "\u03b5\u00b7\u03c3_i\u00b2/\u03c3_L\u00b2 (Song & Ermon 2019, Algorithm 1)"),
     "pc": ("predictor-corrector",
            "Song et al. 2021: at each level T Langevin corrector steps sized by the signal-to-noise ratio snr, then "
@@ -106,7 +106,9 @@ class SamplerForm(QGroupBox):
         self.kappa_spin.setSingleStep(0.25)
         self.kappa_spin.setKeyboardTracking(False)
         self.kappa_spin.setToolTip(KAPPA_TIP)
-        self.denoise_box = QCheckBox("Denoise the final samples (x + \u03c3_L\u00b2 s(x, \u03c3_L))")
+        self.denoise_box = QCheckBox("Denoise the final samples")
+        self.denoise_box.setToolTip("One last step x + \u03c3_L\u00b2 s(x, \u03c3_L) (Tweedie's formula) after the "
+                                    "last level")
         self.ladder = LadderBox()
         self.ema_box = QCheckBox("Use EMA weights when the checkpoint has them") if ema else None
         self.alpha_label = QLabel(ALPHA)
@@ -143,6 +145,9 @@ class SamplerForm(QGroupBox):
     @staticmethod
     def _combo(values: Sequence[str], choices: dict) -> QComboBox:
         combo = QComboBox()
+        # the longest label must not widen the side panel (Inpaint's is 330 px): it is elided instead
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(8)
         for value in values:
             combo.addItem(choices[value][0], value)
         return combo

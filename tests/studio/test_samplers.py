@@ -96,7 +96,9 @@ def test_heun_runs_one_state_and_one_caption_per_sigma_step(qtbot, sample_tab, t
     set_text(qtbot, form.ladder.num_levels_edit, "6")
     set_text(qtbot, form.rho_edit, "5")
     # Heun runs its own schedule: the level subset is off, and says why
-    assert not sample_tab.levels.level_list.isEnabled() and "Heun" in sample_tab.levels.level_list.toolTip()
+    levels = sample_tab.levels
+    assert not levels.level_list.isEnabled() and "Heun" in levels.toolTip() and "Heun" in levels.note.text()
+    assert not levels.level_list.isVisibleTo(sample_tab)
     states = _states(sample_tab)
     _run(qtbot, sample_tab)
     r = sample_tab.result
@@ -135,7 +137,7 @@ def test_pc_runs_corrector_and_predictor_steps_on_a_subset_of_levels(qtbot, samp
     assert "sampling ladder is set" in sample_tab.levels.level_list.toolTip()
     for edit in form.ladder.edits():                              # empty: the model's training ladder
         set_text(qtbot, edit, "")
-    assert sample_tab.levels.level_list.isEnabled()
+    assert sample_tab.levels.level_list.isEnabled() and sample_tab.levels.level_list.isVisibleTo(sample_tab)
     sample_tab.levels.level_list.item(1).setCheckState(Qt.CheckState.Unchecked)
     set_text(qtbot, form.n_edit, "2")
     set_text(qtbot, form.steps_edit, "2")
