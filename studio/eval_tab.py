@@ -55,7 +55,7 @@ class EvalTab(Tab):
     def _build(self) -> None:
         # without ncsn_core.evaluate there is nothing to evaluate, so no checkpoint is read either
         self.picker = ModelPicker("Checkpoint", reader=LatestRun(self) if self.available else None)
-        self.form = SamplerForm("Sampler (annealed Langevin, Alg. 1)", n=(1000, 10, 100_000), ema=True)
+        self.form = SamplerForm("Sampler", n=(1000, 10, 100_000), ema=True)
         self.form.n_edit.setToolTip("Number of generated samples; FID is biased upwards at small n (compare the "
                                     "real-vs-real floor at the same n)")
         self.batch_edit = NumberEdit("batch size", 250, int, 1, 10_000)
@@ -82,7 +82,7 @@ class EvalTab(Tab):
     # --- the model and the form ----------------------------------------------------------------
     def _on_model_read(self, info: jobs.CheckpointInfo) -> None:
         self.info = None  # no validation against a half-filled form
-        self.form.load(info.sample, info.has_data_mean, info.has_ema)
+        self.form.load(info.sample, info.has_data_mean, info.has_ema, info.model)
         self.form.set_ladder(info.sigmas)
         self.info = info
         self._validate()

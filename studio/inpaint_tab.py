@@ -1,5 +1,5 @@
-"""Inpainting tab (paper, Algorithm 2): paint the region to fill, run annealed Langevin with the known
-pixels following the data's noisy path, watch it level by level, export the paper-style row."""
+"""Inpainting tab (paper, Algorithm 2): paint the region to fill, run the sampler (annealed Langevin, pc or the Heun
+ODE) with the known pixels following the data's noisy path, watch it level by level, export the paper-style row."""
 from __future__ import annotations
 
 import time
@@ -25,7 +25,7 @@ from .widgets.side_panel import side_panel
 
 
 class InpaintTab(Tab):
-    """Open an image, paint the region to fill, and run Algorithm 2 on n chains at once.
+    """Open an image, paint the region to fill, and run the sampler (Algorithm 2 for annealed Langevin) on n chains.
 
     API used by tests and the main window: ``set_model(model, config)``, ``load_checkpoint(path)``,
     ``open_image(path)``, ``pick_builtin(index)``, ``run()``, ``stop()``, ``results()``,
@@ -66,7 +66,7 @@ class InpaintTab(Tab):
     def _build(self) -> None:
         self.picker = ModelPicker("Model")
         self.source = ImageSource()
-        self.form = SamplerForm("Sampler (Algorithm 2)", n_label="Completions", n=(4, 1, 16))
+        self.form = SamplerForm("Sampler", n_label="Completions", n=(4, 1, 16))
         self.form.n_edit.setToolTip("How many completions of the same image to draw (one chain each)")
         self.run_bar = RunBar(self.controller, "Run inpainting", "Run Algorithm 2 on the painted region")
         self.run_bar.status.setText("Paint the pixels to fill, then Run.")
@@ -121,7 +121,7 @@ class InpaintTab(Tab):
         if info.arch == "mlp":
             raise ValueError(f"{Path(info.path).name} is a 2-D toy model (mlp); inpainting needs an image model")
         self._model, self.info = model, info
-        self.form.load(info.sample, info.has_data_mean)
+        self.form.load(info.sample, info.has_data_mean, model=info.model)
         self.form.set_ladder(info.sigmas)
         self.picker.show_info(info)
         self.source.set_shape(info.image_size, info.channels)  # the same picture at the model's size
@@ -219,12 +219,18 @@ class InpaintTab(Tab):
         if self._problem() is not None or self.controller.is_busy():
             return False
         s = self.settings()
+        try:
+            plan = jobs.sampler_plan(self._model, s.sample_config())
+        except ValueError as e:
+            self.run_bar.set_problem(str(e))
+            return False
         known = self.editor.canvas.known_mask()
         self._run = {"settings": s, "image": self.source.image(), "known": known, "t0": time.monotonic(),
-                     "meta": {"image": self.source.source, "fill_pixels": int((~known).sum())}}
+                     "meta": {"image": self.source.source, "fill_pixels": int((~known).sum()),
+                              "description": plan.description, "nfe": plan.nfe, "sigmas": list(plan.sigmas)}}
         self._final = None
-        self.live.start()
-        self.run_bar.set_progress(0, len(self.info.sigmas) * s.n_steps_each)
+        self.live.start(s.sampler)
+        self.run_bar.set_progress(0, plan.total_steps)
         self.run_bar.status.setText("Running\u2026")
         self.controller.start(jobs.inpaint_job(self._model, self._run["image"], known, s))
         return True
@@ -248,7 +254,7 @@ class InpaintTab(Tab):
         if self._run is None:
             return
         s = self._run["settings"]
-        self.live.chains.finish(self._final, self._final is not None, s.denoise)
+        self.live.chains.finish(self._final, self._final is not None, s.denoise and s.sampler == "annealed_langevin")
         if self._final is not None:
             self.result.show_results({**jobs.inpaint_results(self._run["image"], self._run["known"], self._final),
                                       "settings": s, "meta": dict(self._run["meta"])}, self.info)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tup
 
 import numpy as np
 
-from ncsn_core.config import SampleConfig, ToySettings, check_data_mean
+from ncsn_core.config import ModelConfig, SampleConfig, ToySettings, check_data_mean
 from ncsn_core.resources import BUILTIN_MODEL, load_builtin_mnist  # numpy only: no torch on the GUI thread
 
 
@@ -69,6 +69,11 @@ class CheckpointInfo:
         """The model's own sampler settings (its config's `sample` section)."""
         return SampleConfig(**self.config["sample"])
 
+    @property
+    def model(self) -> ModelConfig:
+        """The network's config; `model.conditioning == "sigma"`: a continuous-sigma model (Heun, any ladder)."""
+        return ModelConfig(**self.config["model"])
+
 
 def inspect_checkpoint(path: str) -> Generator[Any, Optional[str], CheckpointInfo]:
     """Read a checkpoint's description (weights_only load; no model is built). Returns CheckpointInfo."""
@@ -99,22 +104,34 @@ def load_model(path: str) -> Tuple[Any, CheckpointInfo]:
 
 
 # --- sampling ---------------------------------------------------------------------------------
+LADDER_FIELDS = ("num_levels", "sigma_begin", "sigma_end")
+
+
 @dataclass(frozen=True)
 class SampleSettings:
-    """One run of a sampler: the SampleConfig fields (Alg. 1 notation: alpha_i = step_lr * sigma_i^2 / sigma_L^2)
-    plus what belongs to the run (checkpoint, n, seed, EMA, a subset of levels). A sampler field left None takes
-    the checkpoint config's value (`resolved`). levels: indices into the model's own ladder; None = all."""
+    """One run of a sampler: the SampleConfig fields (see ncsn_core.config.SampleConfig; Alg. 1 notation:
+    alpha_i = step_lr * sigma_i^2 / sigma_L^2) plus what belongs to the run (checkpoint, n, seed, EMA, a subset of
+    levels). A sampler field left None takes the checkpoint config's value (`resolved`), except that the sampling
+    ladder travels with the sampler: when `sampler` is given, None in num_levels, sigma_begin or sigma_end means the
+    model's own ladder. levels: indices into the model's own ladder (annealed Langevin or pc on that ladder);
+    None = all."""
     checkpoint: str = ""
     n: int = 16
     seed: int = 0
     use_ema: bool = True
     levels: Optional[Tuple[int, ...]] = None
     step_lr: Optional[float] = None
-    n_steps_each: Optional[int] = None
+    n_steps_each: Optional[Any] = None  # int, or one count per level
     denoise: Optional[bool] = None
     init: Optional[str] = None
     variance_correction: Optional[float] = None
-    yield_every: int = 0  # 0: about 4 frames per level
+    sampler: Optional[str] = None
+    num_levels: Optional[int] = None
+    sigma_begin: Optional[float] = None
+    sigma_end: Optional[float] = None
+    snr: Optional[float] = None
+    rho: Optional[float] = None
+    yield_every: int = 0  # 0: the sampler's default (about 4 frames per level; every sigma step for Heun)
     gif_max_frames: int = 200
     classify: bool = True
 
@@ -124,28 +141,91 @@ class SampleSettings:
         return cls(**dataclasses.asdict(sample), **run)
 
     def resolved(self, default: SampleConfig) -> "SampleSettings":
-        """These settings with every None sampler field taken from `default`; the engine checks the result
-        (SampleConfig raises ConfigError naming the bad value)."""
+        """These settings with every None sampler field taken from `default` (the ladder: see the class doc);
+        the engine checks the result (SampleConfig raises ConfigError naming the bad value)."""
         given = {f.name: getattr(self, f.name) for f in dataclasses.fields(SampleConfig)
                  if getattr(self, f.name) is not None}
+        if self.sampler is not None:
+            given.update({k: getattr(self, k) for k in LADDER_FIELDS})
         return dataclasses.replace(self, **dataclasses.asdict(dataclasses.replace(default, **given)))
+
+    def sample_config(self, default: Optional[SampleConfig] = None) -> SampleConfig:
+        """The SampleConfig of these settings, None fields from `default` (SampleConfig() when None)."""
+        s = self.resolved(default or SampleConfig())
+        return SampleConfig(**{f.name: getattr(s, f.name) for f in dataclasses.fields(SampleConfig)})
 
     def to_meta(self) -> dict:
         """The settings for exported files; call on `resolved` settings so every value is the one used."""
-        return {"checkpoint": self.checkpoint, "n": self.n, "seed": self.seed, "step_lr": self.step_lr,
-                "n_steps_each": self.n_steps_each, "denoise": self.denoise, "ema": self.use_ema,
-                "levels": list(self.levels) if self.levels is not None else "all",
-                "init": self.init, "variance_correction": self.variance_correction,
+        sampler = {f.name: getattr(self, f.name) for f in dataclasses.fields(SampleConfig)}
+        return {"checkpoint": self.checkpoint, "n": self.n, "seed": self.seed, "ema": self.use_ema,
+                "levels": list(self.levels) if self.levels is not None else "all", **sampler,
                 "notation": "alpha_i = step_lr * sigma_i^2 / sigma_L^2; x <- x + alpha_i/2 * s + sqrt(alpha_i) * z"}
+
+
+@dataclass(frozen=True)
+class SamplerPlan:
+    """What a SampleConfig runs on a model (ncsn_core.sampling.plan, as plain numbers): the ladder (descending;
+    Heun: its sigma steps), the number of states reported in all (progress bars), the network evaluations per
+    sample, and describe()'s one line."""
+    sampler: str
+    sigmas: Tuple[float, ...]
+    total_steps: int
+    nfe: int
+    description: str
+
+
+def sampler_plan(model: Any, sc: SampleConfig) -> SamplerPlan:
+    """The plan of `sc` on `model` (a ScoreModel, or a LevelSubset); ConfigError when the model cannot take it."""
+    from ncsn_core.sampling import describe, plan
+    pl = plan(model, sc)
+    return SamplerPlan(sc.sampler, tuple(float(v) for v in pl.sigmas.tolist()), pl.total_steps, pl.nfe,
+                       describe(sc, pl))
+
+
+class LevelSubset:
+    """A model restricted to some levels of its own ladder, for ncsn_core.sampling.sample: `sigmas` is the
+    subset, a long condition i is subset position i (mapped to the model's level index[i]); a float condition
+    (a continuous-sigma model) passes through. The last level of the subset acts as sigma_L."""
+
+    def __init__(self, model: Any, levels: Sequence[int]):
+        import torch
+        self.model = model
+        self.index = torch.tensor(tuple(levels), dtype=torch.long, device=model.sigmas.device)
+        self.sigmas = model.sigmas[self.index]
+        self.continuous = getattr(model, "continuous", False)
+        self.data_mean = getattr(model, "data_mean", None)
+
+    def __call__(self, x, cond):
+        return self.model(x, cond if cond.is_floating_point() else self.index[cond])
+
+
+def check_levels(levels: Optional[Sequence[int]], sc: SampleConfig, n_model_levels: int) -> Optional[Tuple[int, ...]]:
+    """The sorted subset (None = every level); ValueError when it does not fit the model or the sampler."""
+    if levels is None:
+        return None
+    if sc.sampler == "heun" or sc.custom_ladder():
+        raise ValueError("a subset of levels runs on the model's own ladder with annealed Langevin or pc; for "
+                         f"sampler={sc.sampler!r} with num_levels/sigma_begin/sigma_end set the ladder instead")
+    chosen = tuple(sorted(set(int(i) for i in levels)))
+    if not chosen or min(chosen) < 0 or max(chosen) >= n_model_levels:
+        raise ValueError(f"levels {list(chosen)} are not in the model's ladder 0..{n_model_levels - 1}")
+    return chosen
 
 
 @dataclass(frozen=True)
 class SampleStarted:
     info: CheckpointInfo
-    sigmas: Tuple[float, ...]       # the ladder actually run (a subset of the model's when levels is set)
-    alphas: Tuple[float, ...]       # alpha_i for each of those levels
-    model_levels: Tuple[int, ...]   # the model's level index of each
-    total_steps: int
+    plan: SamplerPlan               # sigmas: the ladder actually run (a subset of the model's when levels is set)
+    alphas: Tuple[float, ...]       # annealed Langevin: alpha_i for each level run; () for the other samplers
+    model_levels: Tuple[int, ...]   # the model's level index of each level run (Heun: the sigma step index)
+
+    @property
+    def sigmas(self) -> Tuple[float, ...]:
+        return self.plan.sigmas
+
+    @property
+    def total_steps(self) -> int:
+        return self.plan.total_steps
 
 
 @dataclass(frozen=True)
@@ -174,12 +254,13 @@ def grid_nrow(n: int) -> int:
 
 
 def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[SampleResult]]:
-    """Load the checkpoint, run annealed Langevin over the chosen levels, record the level strip and the
-    chain GIF frames on this thread, and classify the final digits when a classifier is available."""
+    """Load the checkpoint, run the chosen sampler (ncsn_core.sampling.sample) over the chosen levels, record the
+    level strip and the chain GIF frames on this thread, and classify the final digits when a classifier is
+    available."""
     import torch
     from ncsn_core.checkpoint import load_checkpoint
     from ncsn_core.export import ChainRecorder, LevelStrip, make_grid, to_uint8
-    from ncsn_core.sampling import annealed_langevin, step_sizes
+    from ncsn_core.sampling import sample, step_sizes
 
     t0 = time.perf_counter()
     ld = load_checkpoint(Path(s.checkpoint), device="cpu", use_ema=s.use_ema)
@@ -187,28 +268,19 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
     if cfg.model.arch == "mlp":
         raise ValueError(f"{ld.path} is a 2-D toy model: open it in the Toy 2-D lab tab instead")
     s = s.resolved(cfg.sample)  # None = the checkpoint config's value; the meta names what was used
-    check_data_mean(s.init, ld.model.data_mean is not None)
-    all_sigmas = ld.model.sigmas
-    levels = tuple(range(len(all_sigmas))) if s.levels is None else tuple(sorted(set(int(i) for i in s.levels)))
-    if not levels or min(levels) < 0 or max(levels) >= len(all_sigmas):
-        raise ValueError(f"levels {list(levels)} are not in the model's ladder 0..{len(all_sigmas) - 1}")
-    index = torch.tensor(levels, dtype=torch.long)
-    sigmas = all_sigmas[index]
-
-    def score_net(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return ld.model(x, index[labels])  # subset position -> the model's own noise level
-
-    alphas = step_sizes(sigmas, s.step_lr)
+    sc = s.sample_config()
+    check_data_mean(sc.init, ld.model.data_mean is not None)
+    levels = check_levels(s.levels, sc, len(ld.model.sigmas))
+    model = ld.model if levels is None else LevelSubset(ld.model, levels)
+    pl = sampler_plan(model, sc)
+    alphas = tuple(step_sizes(torch.tensor(pl.sigmas), sc.step_lr).tolist()) if sc.sampler == "annealed_langevin" \
+        else ()
     info = model_info(ld.model, cfg, str(ld.path), ld.step, bool(ld.state.get("ema")))
-    first = yield SampleStarted(info, tuple(float(v) for v in sigmas), tuple(float(a) for a in alphas), levels,
-                                len(levels) * s.n_steps_each)
+    first = yield SampleStarted(info, pl, alphas, levels if levels is not None else tuple(range(len(pl.sigmas))))
 
     shape = (s.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
-    every = s.yield_every or max(1, s.n_steps_each // 4)
     strip, chain = LevelStrip(min(s.n, 8)), ChainRecorder(min(s.n, 16), nrow=4, max_frames=s.gif_max_frames)
-    gen = annealed_langevin(score_net, sigmas, shape, s.step_lr, s.n_steps_each, seed=s.seed, init=s.init,
-                            denoise=s.denoise, yield_every=every, device=torch.device("cpu"),
-                            variance_correction=s.variance_correction, init_mean=ld.model.data_mean)
+    gen = sample(model, sc, shape, seed=s.seed, device=torch.device("cpu"), yield_every=s.yield_every or None)
     if first == "stop":  # stopped before the chain began
         return None
     x, completed, cmd = None, False, None
@@ -224,8 +296,8 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
         x = stop.value if stop.value is not None else x
     x = x.clamp(0, 1)
     nrow = grid_nrow(s.n)
-    meta = {**s.to_meta(), "step": ld.step, "sigmas": [float(v) for v in sigmas], "completed": completed,
-            "config": cfg.to_dict()}
+    meta = {**s.to_meta(), "description": pl.description, "nfe": pl.nfe, "step": ld.step,
+            "sigmas": list(pl.sigmas), "completed": completed, "config": cfg.to_dict()}
     if completed and s.classify and cfg.data.channels == 1 and cfg.data.image_size == 28:
         labels = classify_digits(x)
         if labels is not None:
@@ -262,22 +334,24 @@ def export_samples(r: SampleResult, what: str, path: str, labels: Optional[Sampl
 
 # --- inpainting -------------------------------------------------------------------------------
 def inpaint_job(model: Any, image: np.ndarray, known: np.ndarray, s: SampleSettings) -> Callable[[], Generator]:
-    """A generator factory for GeneratorWorker (Alg. 2): image (C, H, W) float in [0, 1], known (H, W) bool
-    (True = known pixel); the generator yields LangevinState for s.n completions of the same image.
-    `s` must be resolved (every sampler field set), as the sampler form makes it."""
+    """A generator factory for GeneratorWorker: image (C, H, W) float in [0, 1], known (H, W) bool (True = known
+    pixel); the generator (ncsn_core.sampling.sample with image and mask: Alg. 2 for the Langevin samplers, the
+    known pixels on their noisy path for the ODE) yields LangevinState for s.n completions of the same image.
+    Sampler fields left None in `s` take SampleConfig's defaults (the sampler form sets them all)."""
     image, known = np.array(image, np.float32), np.array(known, np.float32)
 
     def make_gen():
         import torch
-        from ncsn_core.sampling import inpaint
-        mean = getattr(model, "data_mean", None)  # None: a checkpoint saved before the mean was recorded
-        check_data_mean(s.init, mean is not None)
+        from ncsn_core.sampling import sample
+        sc = s.sample_config()
+        check_data_mean(sc.init, getattr(model, "data_mean", None) is not None)  # None: saved before it was recorded
         device = model.sigmas.device
         img = torch.from_numpy(image).to(device)[None].expand(s.n, -1, -1, -1).contiguous()
         m = torch.from_numpy(known).to(device)[None, None]
-        return inpaint(model, model.sigmas, img, m, s.step_lr, s.n_steps_each, seed=s.seed, init=s.init,
-                       denoise=s.denoise, yield_every=max(1, min(10, s.n_steps_each // 5)),
-                       variance_correction=s.variance_correction, init_mean=mean)
+        every = s.yield_every or None  # Heun: every sigma step; Langevin and pc: at least every 10 steps
+        if every is None and sc.sampler != "heun":
+            every = max(1, min(10, max(sc.steps_per_level(len(sampler_plan(model, sc).sigmas))) // 5))
+        return sample(model, sc, img.shape, seed=s.seed, device=device, yield_every=every, image=img, mask=m)
     return make_gen
 
 
@@ -328,9 +402,8 @@ def export_inpaint_row(results: dict, info: CheckpointInfo, path: str) -> Path:
     from ncsn_core.export import save_grid
     r, s = results, results["settings"]
     row = np.concatenate([r["original"][None], r["occluded"][None], r["completions"]]).astype(np.float32)
-    meta = {"checkpoint": info.path, "step": info.step, "seed": s.seed, "step_lr": s.step_lr,
-            "n_steps_each": s.n_steps_each, "denoise": s.denoise, "init": s.init,
-            "variance_correction": s.variance_correction, "n": s.n, **r["meta"],
+    sampler = {f.name: getattr(s, f.name) for f in dataclasses.fields(SampleConfig)}
+    meta = {"checkpoint": info.path, "step": info.step, "seed": s.seed, "n": s.n, **sampler, **r["meta"],
             "layout": "original, occluded, then completions", "known_pixels": "pasted from the original",
             "config": info.config}
     return save_grid(torch.from_numpy(row), Path(path), nrow=len(row), meta=meta)
@@ -422,13 +495,28 @@ def evaluate_job(s: SampleSettings, batch_size: int, stop_flag: threading.Event,
         progress(_progress_of(args, kwargs))
 
     try:
-        result = evaluate(s.checkpoint, n=s.n, seed=s.seed, step_lr=s.step_lr, n_steps_each=s.n_steps_each,
-                          denoise=s.denoise, use_ema=s.use_ema, device="cpu", batch_size=batch_size,
-                          progress=on_progress, init=s.init, variance_correction=s.variance_correction)
+        result = evaluate(s.checkpoint, n=s.n, seed=s.seed, use_ema=s.use_ema, device="cpu", batch_size=batch_size,
+                          progress=on_progress, **eval_overrides(s))
     except Cancelled:
         return None
     return result
     yield  # noqa: unreachable - a generator like the other jobs
+
+
+def eval_overrides(s: SampleSettings) -> Dict[str, Any]:
+    """The SampleConfig fields of `s` as evaluate()'s overrides (None = the checkpoint's). evaluate() resolves
+    them with ncsn_core.sampling.resolve, where None keeps the checkpoint's value, so "the model's own ladder"
+    (None with `sampler` given, see SampleSettings) cannot be said with None when the checkpoint config names
+    another ladder: then the model's training ladder is passed explicitly (the same geometric sigmas)."""
+    out = {f.name: getattr(s, f.name) for f in dataclasses.fields(SampleConfig)}
+    if s.sampler is not None and all(out[k] is None for k in LADDER_FIELDS):
+        from ncsn_core.checkpoint import read_state
+        from ncsn_core.config import Config
+        cfg = Config.from_dict(read_state(Path(s.checkpoint))["config"])
+        if cfg.sample.custom_ladder():  # only possible for a continuous-sigma model (Config checks it)
+            out.update(num_levels=cfg.noise.num_classes, sigma_begin=cfg.noise.sigma_begin,
+                       sigma_end=cfg.noise.sigma_end)
+    return out
 
 
 def _progress_of(args: Sequence, kwargs: Dict[str, Any]) -> EvalProgress:

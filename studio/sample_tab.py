@@ -1,5 +1,6 @@
-"""Sample tab: annealed Langevin dynamics (Alg. 1) from a checkpoint, animated level by level, with a timeline of
-end-of-level snapshots, replay, a zoomable final grid, classifier labels and exports."""
+"""Sample tab: a checkpoint's sampler (annealed Langevin, Alg. 1; predictor-corrector; the Heun ODE), animated level by
+level (sigma step by sigma step), with a timeline of snapshots, replay, a zoomable final grid, classifier labels and
+exports."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,7 +40,7 @@ class SampleTab(Tab):
 
     def _build(self) -> None:
         self.picker = ModelPicker("Checkpoint", reader=LatestRun(self))
-        self.form = SamplerForm("Sampler (annealed Langevin, Alg. 1)", ema=True)
+        self.form = SamplerForm("Sampler", ema=True)
         self.levels = LevelPicker()
         self.run_bar = RunBar(self.controller, "Run", "Run the sampler (F5)")
         self.banner = MessageBanner(self)
@@ -60,8 +61,8 @@ class SampleTab(Tab):
 
         self.picker.model_read.connect(self._on_model_read)
         self.picker.model_failed.connect(self._on_model_failed)
-        self.form.config_changed.connect(self._validate)
-        self.form.config_rejected.connect(self._validate)
+        self.form.config_changed.connect(self._on_form_changed)
+        self.form.config_rejected.connect(self._on_form_changed)
         self.levels.selection_changed.connect(self._on_levels_changed)
         self.run_bar.run_button.clicked.connect(self.run)
         self.run_bar.stop_button.clicked.connect(self.stop)
@@ -70,7 +71,7 @@ class SampleTab(Tab):
     def _on_model_read(self, info: jobs.CheckpointInfo) -> None:
         self.banner.dismiss()
         self.info = None  # no validation against a half-updated form: the ladder is set first
-        self.form.load(info.sample, info.has_data_mean, info.has_ema)
+        self.form.load(info.sample, info.has_data_mean, info.has_ema, info.model)
         self.levels.set_sigmas(info.sigmas)
         self.info = info
         self._on_levels_changed()
@@ -78,6 +79,21 @@ class SampleTab(Tab):
     def _on_model_failed(self, path: str, message: str) -> None:
         self.info = None
         self.banner.show_message(f"Cannot use {path}: {message}", "error")
+        self._validate()
+
+    def _on_form_changed(self, *_args) -> None:
+        """The level subset is for the model's own ladder: off for Heun and for another sampling ladder."""
+        why = None
+        if self.form.sampler() == "heun":
+            why = "the Heun ODE runs its own \u03c3 schedule (set \u03c3 steps N and its ends under Sampling ladder)"
+        else:
+            try:
+                custom = any(v is not None for v in self.form.ladder.values().values())
+            except ValueError:
+                custom = True
+            if custom:
+                why = "a sampling ladder is set (clear its fields to pick levels of the model's own ladder)"
+        self.levels.set_unavailable(why)
         self._validate()
 
     def _on_levels_changed(self) -> None:
@@ -126,7 +142,7 @@ class SampleTab(Tab):
         self.chains.start()
         self.run_bar.status.setText("Loading the model\u2026")
         self.controller.start(lambda: jobs.sample_job(s))
-        self.status_message.emit(f"Sampling {s.n} images, {s.n_steps_each} steps per level")
+        self.status_message.emit(f"Sampling {s.n} images ({self.form.sampler_combo.currentText()})")
         return True
 
     def open_action(self) -> None:
@@ -154,9 +170,9 @@ class SampleTab(Tab):
         kind = type(ev).__name__
         if kind == "SampleStarted":
             self.started = ev
-            self.chains.start(ev.model_levels)
+            self.chains.start(ev.model_levels, ev.plan.sampler)
             self.run_bar.set_progress(0, ev.total_steps)
-            self.run_bar.status.setText(f"Sampling on {len(ev.sigmas)} levels\u2026")
+            self.run_bar.status.setText(f"Sampling: {ev.plan.description}\u2026")
         elif kind == "LangevinState":
             self.chains.add_state(ev)
             self.run_bar.set_progress(ev.global_step)
@@ -169,12 +185,10 @@ class SampleTab(Tab):
             m = result.meta
             captions = None if self.labels is None else \
                 [f"{int(d)}, {100 * float(c):.0f} %" for d, c in zip(self.labels.digits, self.labels.confidences)]
-            self.chains.finish(result.x, result.completed, bool(m["denoise"]), captions,
-                               "(labels: digit classifier, confidence)")
+            denoised = bool(m["denoise"]) and m["sampler"] == "annealed_langevin"  # the others end at sigma = 0
+            self.chains.finish(result.x, result.completed, denoised, captions, "(labels: digit classifier, confidence)")
             self.run_bar.status.setText(("Done" if result.completed else "Stopped") + f" in {result.seconds:.1f} s: "
-                                        f"{len(result.x)} samples, \u03b5 = {m['step_lr']:g}, T = {m['n_steps_each']}, "
-                                        f"start {m['init']}, \u03ba = {m['variance_correction']:g}"
-                                        + (", denoised" if m["denoise"] else ""))
+                                        f"{len(result.x)} samples; {m['description']}")
             self.status_message.emit("Sampling finished" if result.completed else "Sampling stopped")
         elif self.controller.last_error is None:
             self.run_bar.status.setText("Stopped before the first step.")

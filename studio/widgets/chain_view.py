@@ -1,5 +1,5 @@
 """The chain as it runs: the current images of every chain, a timeline of end-of-level snapshots to scrub back
-through, and a replay of the levels."""
+through, and a replay of the levels (for the Heun ODE: of the sigma steps)."""
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
@@ -10,12 +10,24 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlid
 
 from .image_grid import ImageGridView
 
-SPEEDS = [("0.5 levels/s", 0.5), ("1 level/s", 1.0), ("2 levels/s", 2.0), ("5 levels/s", 5.0)]
+SPEEDS = [0.5, 1.0, 2.0, 5.0]  # snapshots (levels, or sigma steps) per second
+LEVEL_TIP = "i/L: the current noise level; \u03c3_i its noise scale; \u03b1_i its Langevin step"
+TIPS = {"annealed_langevin": LEVEL_TIP,
+        "pc": "i/L: the current noise level; \u03c3_i its noise scale; steps 1..T are Langevin corrector steps (their "
+              "step size), step T+1 the predictor step to the next level (its \u03c3_i\u00b2 \u2212 \u03c3_i+1\u00b2)",
+        "heun": "n/N: the current \u03c3 step of the ODE, from \u03c3 to the next \u03c3 of the schedule (0 after the "
+                "last); no noise is added after the start"}
+
+
+def _speed_text(speed: float, unit: str) -> str:
+    return f"{speed:g} {unit}{'' if speed == 1 else 's'}/s"
 
 
 class ChainView(QWidget):
     """Feed it a sampler's states (`add_state`: LangevinState with x a numpy (B, C, H, W) array) and, at the end,
-    the final images (`finish`); `caption` names the frame shown. `snapshots` holds (label, x) at the end of each level and then the final images;
+    the final images (`finish`); `caption` names the frame shown. `start(model_levels, sampler)` says how to read the
+    states: level by level for the Langevin samplers, sigma step by sigma step for "heun" (one state per step).
+    `snapshots` holds (label, x) at the end of each level and then the final images;
     while a chain runs, the timeline's last position is the live frame and the view follows it unless the user
     scrubbed back. `level_label` describes the newest state; `level_finished(level, sigma, x)` marks each level's end.
     """
@@ -30,6 +42,7 @@ class ChainView(QWidget):
         self._model_levels: Optional[Sequence[int]] = None
         self._final_captions: Optional[List[str]] = None
         self._captions_note = ""
+        self._sampler = "annealed_langevin"
 
         self.level_label = QLabel("level \u2013/\u2013")
         font = self.level_label.font()
@@ -37,7 +50,7 @@ class ChainView(QWidget):
         font.setBold(True)
         self.level_label.setFont(font)
         self.level_label.setWordWrap(True)  # a narrow column (Inpaint) must not widen the window
-        self.level_label.setToolTip("i/L: the current noise level; \u03c3_i its noise scale; \u03b1_i its Langevin step")
+        self.level_label.setToolTip(LEVEL_TIP)
         self.view = ImageGridView()
         self.view.set_placeholder(placeholder)
         self.caption = QLabel(" ")
@@ -48,8 +61,8 @@ class ChainView(QWidget):
         self.play_button.setCheckable(True)
         self.play_button.setEnabled(False)
         self.speed_combo = QComboBox()
-        for label, _ in SPEEDS:
-            self.speed_combo.addItem(label)
+        for speed in SPEEDS:
+            self.speed_combo.addItem(_speed_text(speed, "level"))
         self.speed_combo.setCurrentIndex(2)
         self.fit_button = QPushButton("Fit")
         self.fit_button.setToolTip("Reset the zoom (or double-click the image)")
@@ -75,33 +88,56 @@ class ChainView(QWidget):
         self.fit_button.clicked.connect(self.view.fit)
 
     # --- a run ---------------------------------------------------------------------------------
-    def start(self, model_levels: Optional[Sequence[int]] = None) -> None:
-        """Forget the previous run. model_levels: the model's own level index of each level run (a subset)."""
+    def start(self, model_levels: Optional[Sequence[int]] = None, sampler: str = "annealed_langevin") -> None:
+        """Forget the previous run. model_levels: the model's own level index of each level run (a subset);
+        sampler: the SampleConfig.sampler whose states follow ("heun": one state per sigma step)."""
         self.play_button.setChecked(False)
         self.snapshots, self.latest, self.levels_seen = [], None, []
-        self._model_levels, self._final_captions = model_levels, None
+        self._model_levels, self._final_captions, self._sampler = model_levels, None, sampler
         self._set_timeline(0, 0)
         self.caption.setText(" ")
         self.play_button.setEnabled(False)
+        self.level_label.setToolTip(TIPS.get(sampler, LEVEL_TIP))
+        for k, speed in enumerate(SPEEDS):
+            self.speed_combo.setItemText(k, _speed_text(speed, "\u03c3 step" if sampler == "heun" else "level"))
+        self.timeline.setToolTip(f"Scrub through the chain's snapshots at the end of each "
+                                 f"{'sigma step' if sampler == 'heun' else 'level'}")
 
     def add_state(self, st) -> None:
         if not self.levels_seen or self.levels_seen[-1] != st.level:
             self.levels_seen.append(st.level)
-        label = f"level {st.level + 1}/{st.n_levels}"
-        if st.step == st.n_steps and len(self.snapshots) == st.level:  # end of a level: keep one snapshot
-            self.snapshots.append((f"end of {label} (\u03c3 = {st.sigma:.3g})", st.x))
+        end_of_level = st.step == st.n_steps and len(self.snapshots) == st.level
+        if self._sampler == "heun":  # one state per sigma step: x has moved from sigma to sigma - step_size
+            label = f"\u03c3 step {st.level + 1}/{st.n_levels}"
+            frame = f"{label}, \u03c3 = {st.sigma:.3g} \u2192 {max(st.sigma - st.step_size, 0.0):.3g}"
+            snapshot, header = frame, (f"{label} \u00b7 \u03c3 = {st.sigma:.4g} \u2192 "
+                                       f"{max(st.sigma - st.step_size, 0.0):.4g} \u00b7 Heun ODE, no noise")
+        else:
+            label = f"level {st.level + 1}/{st.n_levels}"
+            frame, snapshot = f"{label}, step {st.step}/{st.n_steps}", f"end of {label} (\u03c3 = {st.sigma:.3g})"
+            header = self._level_header(st, label)
+        if end_of_level:  # keep one snapshot per level (per sigma step)
+            self.snapshots.append((snapshot, st.x))
             self.level_finished.emit(st.level, st.sigma, st.x)
-        self.latest = (f"{label}, step {st.step}/{st.n_steps}", st.x)
-        model = ""
-        if self._model_levels is not None and self._model_levels[st.level] != st.level:
-            model = f" (model level {self._model_levels[st.level] + 1})"
-        i = st.level + 1
-        self.level_label.setText(f"{label}{model} \u00b7 \u03c3_{i} = {st.sigma:.4g} \u00b7 \u03b1_{i} = "
-                                 f"{st.step_size:.3g} \u00b7 step {st.step}/{st.n_steps} \u00b7 SNR {st.snr:.3g}")
+        self.latest = (frame, st.x)
+        self.level_label.setText(header)
         following = self.timeline.value() >= self.timeline.maximum()
         self._set_timeline(len(self.snapshots), len(self.snapshots) if following else None)  # last: the live frame
         if following:
             self._show_position(self.timeline.maximum())
+
+    def _level_header(self, st, label: str) -> str:
+        model = ""
+        if self._model_levels is not None and self._model_levels[st.level] != st.level:
+            model = f" (model level {self._model_levels[st.level] + 1})"
+        i = st.level + 1
+        if self._sampler == "pc":
+            kind = "predictor" if st.step == st.n_steps else "corrector"
+            step = f"step size {st.step_size:.3g} ({kind})"
+        else:
+            step = f"\u03b1_{i} = {st.step_size:.3g}"
+        return (f"{label}{model} \u00b7 \u03c3_{i} = {st.sigma:.4g} \u00b7 {step} \u00b7 step {st.step}/{st.n_steps}"
+                f" \u00b7 SNR {st.snr:.3g}")
 
     def finish(self, x: Optional[np.ndarray], completed: bool, denoised: bool,
                captions: Optional[List[str]] = None, captions_note: str = "") -> None:
@@ -115,7 +151,8 @@ class ChainView(QWidget):
         elif completed and self.snapshots:
             self.snapshots[-1] = (self.snapshots[-1][0] + " = final", x)
         else:
-            self.snapshots.append((f"stopped ({len(self.snapshots)} levels done)", x))
+            unit = "\u03c3 steps" if self._sampler == "heun" else "levels"
+            self.snapshots.append((f"stopped ({len(self.snapshots)} {unit} done)", x))
         self.latest = None
         self._final_captions, self._captions_note = captions, captions_note
         last = len(self.snapshots) - 1
@@ -158,7 +195,7 @@ class ChainView(QWidget):
             self._play_timer.stop()
 
     def _on_speed(self, *_args) -> None:
-        self._play_timer.setInterval(int(1000 / SPEEDS[self.speed_combo.currentIndex()][1]))
+        self._play_timer.setInterval(int(1000 / SPEEDS[self.speed_combo.currentIndex()]))
 
     def _on_play_tick(self) -> None:
         if self.timeline.value() >= len(self.snapshots) - 1:

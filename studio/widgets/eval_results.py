@@ -73,21 +73,17 @@ def per_level_of(result: Dict[str, Any]) -> Optional[np.ndarray]:
 
 
 def sampler_caption(result: Dict[str, Any], n: int) -> str:
-    """'n = 1000 samples, step_lr eps = 5e-05, T = 20, denoised, EMA' from the result (or the form)."""
+    """One line naming n and the sampler, for every figure: evaluate()'s `label`, else n, the sampler's own
+    `description` (ncsn_core.sampling.describe), the weights and the seed."""
     if isinstance(result.get("label"), str) and result["label"]:
         return result["label"]
     k = find_key(result, "sampler", "sampler_settings", "settings")
     s = result.get(k, {}) if k else {}
     s = s if isinstance(s, dict) else {}
     get = lambda name, default=None: s.get(name, result.get(name, default))  # noqa: E731
-    n_val = get("n", result.get("n_samples", n))
-    parts = [f"n = {n_val} samples"]
-    if get("step_lr") is not None:
-        parts.append(f"step_lr \u03b5 = {float(get('step_lr')):g}")
-    if get("n_steps_each") is not None:
-        parts.append(f"T = {get('n_steps_each')} steps per level")
-    if get("denoise") is not None:
-        parts.append("denoised" if get("denoise") else "no denoising")
+    parts = [f"n = {get('n', result.get('n_samples', n))} samples"]
+    if get("description"):
+        parts.append(str(get("description")))
     if get("use_ema", get("ema")) is not None:
         parts.append("EMA weights" if get("use_ema", get("ema")) else "raw weights")
     if get("seed") is not None:
@@ -192,6 +188,9 @@ class EvalResults(QWidget):
         lk = find_key(result, "dsm_loss_per_level", "dsm_per_level", "loss_per_level", "dsm_loss", "loss_per_sigma")
         for k, v in result.items():
             if k in used or k in (hk, lk, "label", "warnings", "class_fractions", "sigmas"):
+                continue
+            if isinstance(v, dict) and v.get("description"):  # the sampler: its own one-line description
+                rows.append((k.replace("_", " "), str(v["description"]), _fmt(v)))
                 continue
             rows.append((k.replace("_", " "), _fmt(v), k))
         self.table.setRowCount(len(rows))

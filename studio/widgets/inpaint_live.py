@@ -1,5 +1,5 @@
 """Inpainting as it runs: every chain's current x on a scrubbable level timeline, and completion 1 at the end of
-each level."""
+each level (each sigma step for the Heun ODE)."""
 from __future__ import annotations
 
 from typing import List, Optional, Tuple
@@ -16,21 +16,20 @@ class InpaintLive(QGroupBox):
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__("2 \u00b7 Live: every chain's current x", parent)
-        self.chains = ChainView("The chains appear here while they run: at each level the known pixels are "
-                                "re-noised (y = image + \u03c3_i\u00b7z) and the painted region is updated by "
-                                "Langevin steps.")
+        self.chains = ChainView("The chains appear here while they run")
         self.strip_view = ImageRow("(filled in as the levels end)")
         self.strip_view.setMinimumHeight(70)
         self._strip: List[Tuple[np.ndarray, str]] = []
         lay = QVBoxLayout(self)
         lay.addWidget(self.chains, 3)
-        lay.addWidget(QLabel("Completion 1 at the end of each level, captioned with its \u03c3_i (\u03c3_1 \u2192 "
-                             "\u03c3_L):"))
+        note = QLabel("Completion 1 at the end of each level (Heun: each \u03c3 step), captioned with its \u03c3:")
+        note.setWordWrap(True)  # a narrow column must not widen the window
+        lay.addWidget(note)
         lay.addWidget(self.strip_view, 1)
         self.chains.level_finished.connect(self._on_level_finished)
 
-    def start(self) -> None:
-        self.chains.start()
+    def start(self, sampler: str = "annealed_langevin") -> None:
+        self.chains.start(sampler=sampler)
         self._strip = []
         self.strip_view.clear()
 

@@ -44,9 +44,8 @@ class InpaintResult(QGroupBox):
         n = len(results["completions"])
         self.view.set_images([results["original"], results["occluded"], *results["completions"]],
                              ["original", "occluded"] + [f"completion {k + 1}" for k in range(n)])
-        self.note.setText(f"seed {s.seed}, \u03b5 = {s.step_lr:g}, T = {s.n_steps_each}, start {s.init}, "
-                          f"\u03ba = {s.variance_correction:g}, denoise {'on' if s.denoise else 'off'}; "
-                          f"known pixels pasted from the original.")
+        how = results.get("meta", {}).get("description") or f"start {s.init}"
+        self.note.setText(f"seed {s.seed}; {how}; known pixels pasted from the original.")
 
     def export_row(self, path) -> Path:
         """Write original, occluded and completions as one PNG row with the settings as metadata."""

@@ -6,10 +6,14 @@ from typing import List, Optional, Sequence
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
+NOTE = ("A model is trained for its own \u03c3 ladder: you can run a subset of its levels (the last checked level "
+        "acts as \u03c3_L). A continuous-\u03c3 model also samples on new \u03c3 values: see Sampling ladder.")
+
 
 class LevelPicker(QGroupBox):
     """One checkable row per sigma_i of the model's ladder, with "All levels" and "Every 2nd";
-    `selection_changed()` after every change."""
+    `selection_changed()` after every change. `set_unavailable(why)` folds the list away and says why (a sampler
+    that runs its own sigma schedule); `selected()` is then every level."""
 
     selection_changed = Signal()
 
@@ -22,9 +26,9 @@ class LevelPicker(QGroupBox):
         self.level_list.setMaximumHeight(150)
         self.all_levels_button = QPushButton("All levels")
         self.every2_button = QPushButton("Every 2nd")
-        note = QLabel("A model is trained for its own \u03c3 ladder: you can run a subset of its levels "
-                      "(the last checked level acts as \u03c3_L), not new \u03c3 values.")
+        self.note = note = QLabel(NOTE)
         note.setWordWrap(True)
+        self._why: Optional[str] = None
         buttons = QHBoxLayout()
         buttons.addWidget(self.all_levels_button)
         buttons.addWidget(self.every2_button)
@@ -63,8 +67,23 @@ class LevelPicker(QGroupBox):
         self.selection_changed.emit()
 
     def selected(self) -> List[int]:
+        if self._why is not None:
+            return list(range(self.level_list.count()))
         return [i for i in range(self.level_list.count())
                 if self.level_list.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_unavailable(self, why: Optional[str]) -> None:
+        """None: the levels can be picked; otherwise the list is greyed out and `why` says so (tooltip and note)."""
+        if why == self._why:
+            return
+        self._why = why
+        for w in (self.level_list, self.all_levels_button, self.every2_button):
+            w.setEnabled(why is None)
+            w.setToolTip(f"Not available: {why}." if why else "")
+            w.setVisible(why is None)  # folded away: the side panel keeps Run in view
+        self.setToolTip(f"Not available: {why}." if why else "")
+        self.note.setText(f"Every level is run: {why}." if why else NOTE)
+        self.selection_changed.emit()
 
     def _on_every_second(self) -> None:
         L = self.level_list.count()

@@ -1,5 +1,6 @@
 """pytest-qt fixtures for the studio: offscreen Qt, one CPU thread, settings and runs in a temp folder,
-and a tiny trained checkpoint (3 noise levels, 8-channel compact net) shared by the session."""
+a tiny trained checkpoint (3 noise levels, 8-channel compact net) and a tiny continuous-sigma one, shared by the
+session."""
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -46,6 +47,25 @@ def tiny_checkpoint(tmp_path_factory) -> str:
     fin = run_to_end(train(tiny_config(4), run))
     assert fin.reason == "done" and fin.checkpoint
     return fin.checkpoint
+
+
+def tiny_sigma_config():
+    """The mnist-cpu recipe (continuous sigma, Heun by default) on the tiny network, training ladder L = 3."""
+    from ncsn_core.config import get_preset
+    return (get_preset("mnist-cpu").override("model", channels=(8, 8, 8)).override("noise", num_classes=3)
+            .override("sample", num_levels=5))
+
+
+@pytest.fixture(scope="session")
+def tiny_sigma_checkpoint(tmp_path_factory) -> str:
+    """An untrained continuous-sigma checkpoint (conditioning='sigma'; sampler heun, 5 sigmas 16 -> 0.002)."""
+    from ncsn_core.checkpoint import save_checkpoint
+    from ncsn_core.models import build_model
+    cfg = tiny_sigma_config()
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    assert model.continuous
+    return str(save_checkpoint(tmp_path_factory.mktemp("tiny_sigma") / "ckpt_00000001.pt", cfg, 1, model))
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def test_evaluation_fills_figures_and_histogram(qtbot, tab, tmp_path):
     wait_idle(qtbot, tab.controller, timeout=120000)
     assert tab.banner.isHidden() or "failed" not in tab.banner.text()
     assert tab.results.result is not None and progress
-    assert "n=10" in tab.results.caption.text() and "n_steps_each=1" in tab.results.caption.text()
+    assert "n=10" in tab.results.caption.text() and "T=1" in tab.results.caption.text()
     table = tab.results.table
     figures = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
     assert "FID (digit-classifier features)" in figures and "FID real vs real (floor)" in figures
@@ -59,5 +59,6 @@ def test_missing_module_is_a_message(qtbot, monkeypatch):
 def test_result_helpers_accept_other_shapes():
     assert list(histogram_of({"class_counts": [1, 3]})) == [1, 3]
     assert histogram_of({"nothing": 1}) is None
-    cap = sampler_caption({"sampler": {"step_lr": 5e-5, "n_steps_each": 20, "denoise": True}, "n": 50}, 0)
-    assert "n = 50" in cap and "T = 20" in cap and "denoised" in cap
+    cap = sampler_caption({"sampler": {"step_lr": 5e-5, "n_steps_each": 20, "description": "Heun ODE, 18 sigmas"},
+                           "n": 50}, 0)
+    assert cap == "n = 50 samples, Heun ODE, 18 sigmas"          # the engine's description, not the form's words

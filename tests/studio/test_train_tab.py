@@ -90,7 +90,7 @@ def test_invalid_input_disables_start_and_says_why(qtbot, tab):
     assert tab.run_bar.problem_label.isVisible() and "lr" in tab.run_bar.problem_label.text()
     set_text(qtbot, tab.form.fields["lr"], "1e-3")
     assert tab.run_bar.run_button.isEnabled() and not tab.run_bar.problem_label.isVisible()
-    set_text(qtbot, tab.form.fields["sigma_end"], "5")        # sigma_L above sigma_1: the config says so
+    set_text(qtbot, tab.form.fields["sigma_end"], "50")       # sigma_L above sigma_1 (16): the config says so
     assert not tab.run_bar.run_button.isEnabled() and "sigma_begin" in tab.run_bar.problem_label.text()
     set_text(qtbot, tab.form.fields["sigma_end"], "0.01")
     set_text(qtbot, tab.form.fields["batch_size"], "0")
