@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .config import INITS, Config, ConfigError, PRESETS, get_preset
+from .config import INITS, SAMPLE_FIELDS, Config, ConfigError, PRESETS, get_preset
 from .resources import BUILTIN_MODEL
 
 
@@ -63,16 +63,12 @@ def _device(args):
         raise UserError(str(e)) from e
 
 
-SAMPLER_FLAGS = ("sampler", "step_lr", "n_steps_each", "denoise", "init", "variance_correction", "num_levels",
-                 "sigma_begin", "sigma_end", "snr", "rho")
-
-
 def _sample_settings(args, cfg: Config, model):
     """The checkpoint config's sampler with the flags given on the command line: (SampleConfig, SamplingPlan)."""
     from .config import check_data_mean
     from .sampling import plan, resolve
     try:
-        sc = resolve(cfg.sample, **{k: getattr(args, k, None) for k in SAMPLER_FLAGS})
+        sc = resolve(cfg.sample, **{k: getattr(args, k, None) for k in SAMPLE_FIELDS})
         check_data_mean(sc.init, model.data_mean is not None)
         return sc, plan(model, sc)
     except ConfigError as e:

@@ -167,6 +167,8 @@ class SampleConfig:
         _check(self.num_levels is None or self.num_levels >= 1, f"num_levels={self.num_levels} must be >= 1")
         _check(self.sigma_begin is None or self.sigma_begin > 0, f"sigma_begin={self.sigma_begin} must be > 0")
         _check(self.sigma_end is None or self.sigma_end > 0, f"sigma_end={self.sigma_end} must be > 0")
+        _check(self.sigma_begin is None or self.sigma_end is None or self.sigma_begin > self.sigma_end,
+               f"sigma_end={self.sigma_end} must be smaller than sigma_begin={self.sigma_begin} (the ladder is descending)")
         _check(self.snr > 0, f"snr={self.snr} must be > 0")
         _check(self.rho > 0, f"rho={self.rho} must be > 0")
 
@@ -181,6 +183,9 @@ class SampleConfig:
 
     def custom_ladder(self) -> bool:
         return (self.num_levels, self.sigma_begin, self.sigma_end) != (None, None, None)
+
+
+SAMPLE_FIELDS = tuple(f.name for f in fields(SampleConfig))  # the sampler flags of sample, inpaint and eval
 
 
 def check_sampler(sample: "SampleConfig", model: "ModelConfig") -> None:

@@ -22,7 +22,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .config import check_data_mean
 from .data import DataError, builtin_mnist_set, load_dataset, preprocess
 from .resources import BUILTIN_MODEL
-from .config import SampleConfig
+from .config import SAMPLE_FIELDS, SampleConfig
 from .sampling import describe, plan, resolve, sample
 
 EVAL_HOLDOUT = 1000  # the last 1000 built-in digits: DataConfig(holdout=1000) keeps them out of training
@@ -344,10 +344,9 @@ def cmd_eval(args, user_error: type) -> int:
         raise user_error(str(e)) from e
     progress, close = _cli_progress(not args.json and not args.quiet)
     try:
-        from .cli import SAMPLER_FLAGS
         res = evaluate(args.checkpoint, n=args.n, seed=args.seed, use_ema=not args.no_ema, device=device,
                        batch_size=args.batch_size, progress=progress,
-                       **{k: getattr(args, k, None) for k in SAMPLER_FLAGS})
+                       **{k: getattr(args, k, None) for k in SAMPLE_FIELDS})
     except (CheckpointError, M.MetricsError, DataError) as e:
         raise user_error(str(e)) from e
     finally:

@@ -20,7 +20,7 @@ from typing import Callable, Generator, Iterator, Optional, Sequence, Union
 
 import torch
 
-from .config import ModelConfig, SampleConfig, check_data_mean, check_sampler
+from .config import ConfigError, ModelConfig, SampleConfig, check_data_mean, check_sampler
 
 ScoreNet = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Seed = Union[int, torch.Generator, None]
@@ -328,6 +328,9 @@ def plan(model, sc: SampleConfig) -> SamplingPlan:
     top = sc.sigma_begin or float(ms[0])
     bottom = sc.sigma_end or float(ms[-1])
     n = sc.num_levels or len(ms)
+    if not (top > bottom or (n == 1 and top == bottom)):
+        raise ConfigError(f"the sampling ladder runs from sigma_begin={top:g} to sigma_end={bottom:g}: it must descend "
+                          f"(set sigma_begin above sigma_end)")
     if sc.sampler == "heun":
         sig = karras_sigmas(top, bottom, n, sc.rho)
         return SamplingPlan(sig, n, 2 * n - 1)
