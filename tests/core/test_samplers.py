@@ -199,3 +199,29 @@ def test_continuous_recipe_trains_and_samples_with_its_own_defaults(tmp_path):
     assert ld.model.continuous and ld.config.sample.sampler == "heun"
     states = list(sample(ld.model, ld.config.sample, (2, 1, 28, 28), seed=0))
     assert len(states) == 4 and all(isinstance(s, LangevinState) for s in states) and states[-1].final
+
+
+def test_cli_reaches_every_sampler_and_any_config_field(tmp_path, capsys):
+    import json
+    from ncsn_core.cli import main
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "mnist-cpu", "--run-dir", str(run), "--n-iters", "2", "--batch-size", "4",
+                 "--preview-every", "0", "--set", "model.channels=[4,6,8]", "--set", "noise.num_classes=3",
+                 "--set", "train.weighting=sigma2", "--json", "--quiet"]) == 0
+    capsys.readouterr()
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"]["channels"] == [4, 6, 8] and saved["train"]["weighting"] == "sigma2"
+    assert main(["sample", "--checkpoint", str(run), "--n", "2", "--sampler", "heun", "--num-levels", "4",
+                 "--out", str(tmp_path / "h.npy"), "--json", "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["sampler"] == "heun" and res["nfe"] == 7 and len(res["sigmas"]) == 4
+    assert main(["sample", "--checkpoint", str(run), "--n", "2", "--sampler", "pc", "--num-levels", "3", "--n-steps-each", "1,0,2",
+                 "--out", str(tmp_path / "p.npy"), "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["nfe"] == 3 + 3
+    # bad input: one line naming what is wrong and the choices
+    assert main(["train", "--preset", "mnist-cpu", "--run-dir", str(tmp_path / "r2"), "--set", "train.foo=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown field 'foo' in train" in err and "weighting" in err and len(err.splitlines()) == 1
+    assert main(["sample", "--checkpoint", str(run), "--n", "2", "--sigma-begin", "0.001", "--sigma-end", "0.01",
+                 "--out", str(tmp_path / "x.npy"), "--quiet"]) == 2
+    assert "descending" in capsys.readouterr().err  # SampleConfig names the order
