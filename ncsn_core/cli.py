@@ -353,6 +353,8 @@ def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None
     p.add_argument("--sigma-end", type=float, help=f"smallest sigma of the sampling ladder{config_default}")
     p.add_argument("--snr", type=float, help=f"pc: the corrector's signal-to-noise ratio{config_default}")
     p.add_argument("--rho", type=float, help=f"heun: exponent of Karras et al.'s sigma schedule{config_default}")
+    p.add_argument("--churn", type=float, help=f"heun: Karras et al.'s S_churn, noise added before each step "
+                                                f"(0 = the deterministic ODE){config_default}")
     p.add_argument("--step-lr", type=float,
                    help=f"epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (Alg. 1 notation){config_default}")
     p.add_argument("--n-steps-each", type=_steps_list,

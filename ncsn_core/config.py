@@ -136,7 +136,8 @@ class SampleConfig:
     sampler: see SAMPLERS. n_steps_each: Langevin (corrector) steps per level, one number or one per level.
     num_levels, sigma_begin, sigma_end: the sampling ladder (None: the model's training ladder); another ladder
     needs a continuous-sigma model. Heun takes num_levels sigmas on Karras et al.'s schedule (exponent rho) and
-    ignores step_lr and n_steps_each; pc sizes its corrector steps by snr (Song et al. 2021) instead of step_lr."""
+    ignores step_lr and n_steps_each (churn > 0 adds their Alg. 2's noise); pc sizes its corrector steps by snr
+    (Song et al. 2021) instead of step_lr."""
     step_lr: float = 4e-5
     n_steps_each: Any = 100
     denoise: bool = False
@@ -149,6 +150,7 @@ class SampleConfig:
     sigma_end: Optional[float] = None
     snr: float = 0.16
     rho: float = 7.0
+    churn: float = 0.0  # heun: Karras et al.'s S_churn (0 = the deterministic ODE; their Alg. 2 otherwise)
 
     def __post_init__(self) -> None:
         _check(self.sampler in SAMPLERS, f"sampler {self.sampler!r} is unknown: choose one of {', '.join(SAMPLERS)}")
@@ -171,6 +173,7 @@ class SampleConfig:
                f"sigma_end={self.sigma_end} must be smaller than sigma_begin={self.sigma_begin} (the ladder is descending)")
         _check(self.snr > 0, f"snr={self.snr} must be > 0")
         _check(self.rho > 0, f"rho={self.rho} must be > 0")
+        _check(self.churn >= 0, f"churn={self.churn} must be >= 0 (0 = the deterministic ODE)")
 
     def steps_per_level(self, n_levels: int) -> Tuple[int, ...]:
         """n_steps_each as one count per level (a per-level schedule must have n_levels entries)."""

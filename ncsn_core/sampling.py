@@ -283,16 +283,25 @@ def karras_sigmas(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) 
 
 
 def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: int = 1, project=None,
+                churn: float = 0.0, g: Optional[torch.Generator] = None,
                 ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
     """The probability-flow ODE dx/dsigma = -sigma s(x, sigma) from ts[0] down to 0 by Heun's method
     (Karras et al. 2022, Alg. 1): an Euler step to the next sigma, then the average of the two slopes, except
-    on the last step to sigma = 0 (Euler only). 2N - 1 network evaluations for N sigmas. Deterministic: the
-    randomness is all in the start. `project(x, sigma)` sets the known pixels to their value at sigma.
-    One state per sigma step (level = step index; noise_norm 0 and snr NaN, as the ODE adds no noise)."""
+    on the last step to sigma = 0 (Euler only). 2N - 1 network evaluations for N sigmas. With churn = 0 it is
+    deterministic (the randomness is all in the start); churn > 0 is their Alg. 2: before each step, noise
+    raises sigma by a factor 1 + gamma, gamma = min(churn / N, sqrt(2) - 1), which lets the chain correct the
+    errors of an imperfect score. `project(x, sigma)` sets the known pixels to their value at sigma.
+    One state per sigma step (level = step index; noise_norm is the churn noise's, snr NaN)."""
     N = len(ts)
+    gamma = min(churn / N, 2 ** 0.5 - 1)
     with torch.no_grad():
         for i in range(N):
             t, t_next = float(ts[i]), float(ts[i + 1]) if i + 1 < N else 0.0
+            noise_norm = 0.0
+            if gamma > 0:  # Alg. 2, lines 5-6: x at the raised sigma t_hat
+                t_hat = t * (1 + gamma)
+                z = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype) * (t_hat ** 2 - t ** 2) ** 0.5
+                x, t, noise_norm = x + z, t_hat, _norm(z)
             if project is not None:
                 x = project(x, t)
             d = -t * score_sigma(x, t)  # = (x - D(x; t)) / t
@@ -305,8 +314,8 @@ def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: 
             drift = x_next - x
             x = x_next if project is None or t_next > 0 else project(x_next, 0.0)
             if (i + 1) % yield_every == 0 or i == N - 1:
-                cmd = yield LangevinState(i, N, t, abs(t - t_next), 1, 1, i + 1, N, x, _norm(drift), 0.0,
-                                          float("nan"), final=i == N - 1)
+                cmd = yield LangevinState(i, N, float(ts[i]), abs(t - t_next), 1, 1, i + 1, N, x, _norm(drift),
+                                          noise_norm, float("nan"), final=i == N - 1)
                 if cmd == "stop":
                     return x
     return x
@@ -382,7 +391,7 @@ def sample(model, sc: SampleConfig, shape: Sequence[int], seed: Seed = 0, device
     def score_sigma(x: torch.Tensor, t: float) -> torch.Tensor:
         return model(x, torch.full((len(x),), t, device=device))
     project = _noisy_known(image, mask, lambda t: t, g, per_call=False) if image is not None else None
-    return _heun_chain(score_sigma, x, sig.tolist(), every, project)
+    return _heun_chain(score_sigma, x, sig.tolist(), every, project, churn=sc.churn, g=g)
 
 
 def resolve(base: SampleConfig, **overrides) -> SampleConfig:
@@ -397,7 +406,7 @@ def describe(sc: SampleConfig, pl: SamplingPlan) -> str:
     ladder = f"{len(sig)} sigmas {sig[0]:.4g} -> {sig[-1]:.4g}"
     steps = sc.n_steps_each if isinstance(sc.n_steps_each, int) else "/".join(map(str, sc.n_steps_each))
     if sc.sampler == "heun":
-        text = f"Heun ODE, {ladder} (rho {sc.rho:g}), start {sc.init}"
+        text = f"Heun ODE, {ladder} (rho {sc.rho:g}), start {sc.init}" + (f", churn {sc.churn:g}" if sc.churn else "")
     elif sc.sampler == "pc":
         text = f"predictor-corrector, {ladder}, corrector T={steps}, snr={sc.snr:g}, start {sc.init}"
     else:
