@@ -131,6 +131,7 @@ class SampleSettings:
     sigma_end: Optional[float] = None
     snr: Optional[float] = None
     rho: Optional[float] = None
+    churn: Optional[float] = None
     yield_every: int = 0  # 0: the sampler's default (about 4 frames per level; every sigma step for Heun)
     gif_max_frames: int = 200
     classify: bool = True

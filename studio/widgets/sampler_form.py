@@ -46,7 +46,7 @@ STEP_LR_TIP = ("\u03b5 in Alg. 1: \u03b1_i = \u03b5\u00b7\u03c3_i\u00b2/\u03c3_L
 ALPHA = "\u03b1_i = \u03b5\u00b7\u03c3_i\u00b2/\u03c3_L\u00b2"
 # the SampleConfig fields each sampler reads (init and the ladder: all of them)
 USES = {"annealed_langevin": {"step_lr", "n_steps_each", "variance_correction", "denoise"},
-        "pc": {"n_steps_each", "snr"}, "heun": {"rho"}}
+        "pc": {"n_steps_each", "snr"}, "heun": {"rho", "churn"}}
 
 
 def _offer(combo: QComboBox, choices: dict, why_not: dict) -> None:
@@ -99,6 +99,9 @@ class SamplerForm(QGroupBox):
         self.rho_edit = NumberEdit("rho", d.rho, float)
         self.rho_edit.setToolTip("\u03c1: the exponent of Karras et al.'s \u03c3 schedule (their Eq. 5); 7 spends "
                                  "more steps at small \u03c3")
+        self.churn_edit = NumberEdit("churn", d.churn, float)
+        self.churn_edit.setToolTip("S_churn (Karras et al. 2022, Alg. 2): noise raises \u03c3 before each step so the "
+                                   "chain can correct the model's errors; 0 = the deterministic ODE")
         self.init_combo = self._combo(INITS, INIT_CHOICES)
         self.kappa_spin = QDoubleSpinBox()
         self.kappa_spin.setRange(0.0, 1.0)
@@ -123,6 +126,7 @@ class SamplerForm(QGroupBox):
         self.rows.addRow("T (steps per level)", self.steps_edit)
         self.rows.addRow("snr", self.snr_edit)
         self.rows.addRow("\u03c1 (rho)", self.rho_edit)
+        self.rows.addRow("churn", self.churn_edit)
         self.rows.addRow("Start", self.init_combo)
         self.rows.addRow("Variance correction \u03ba", self.kappa_spin)
         self.rows.addRow(self.denoise_box)
@@ -133,7 +137,8 @@ class SamplerForm(QGroupBox):
         self.rows.addRow(self.alpha_label)
         self.rows.addRow(self.warning)
 
-        for edit in (self.n_edit, self.seed_edit, self.step_lr_edit, self.steps_edit, self.snr_edit, self.rho_edit):
+        for edit in (self.n_edit, self.seed_edit, self.step_lr_edit, self.steps_edit, self.snr_edit, self.rho_edit,
+                     self.churn_edit):
             edit.textChanged.connect(self._on_edited)
         self.sampler_combo.currentIndexChanged.connect(self._on_edited)
         self.init_combo.currentIndexChanged.connect(self._on_edited)
@@ -170,6 +175,7 @@ class SamplerForm(QGroupBox):
         self.steps_edit.set_value(sample.n_steps_each)
         self.snr_edit.set_value(sample.snr)
         self.rho_edit.set_value(sample.rho)
+        self.churn_edit.set_value(sample.churn)
         self.denoise_box.setChecked(bool(sample.denoise))
         self.kappa_spin.setValue(float(sample.variance_correction))
         self.ladder.load(sample.num_levels, sample.sigma_begin, sample.sigma_end)
@@ -186,7 +192,8 @@ class SamplerForm(QGroupBox):
         A field the chosen sampler does not read keeps the loaded value."""
         uses = USES[self.sampler()]
         read = {"step_lr": self.step_lr_edit.value, "n_steps_each": self.steps_edit.value,
-                "snr": self.snr_edit.value, "rho": self.rho_edit.value, "denoise": self.denoise_box.isChecked,
+                "snr": self.snr_edit.value, "rho": self.rho_edit.value, "churn": self.churn_edit.value,
+                "denoise": self.denoise_box.isChecked,
                 "variance_correction": self.kappa_spin.value}
         given = {k: (f() if k in uses else getattr(self._loaded, k)) for k, f in read.items()}
         cfg = SampleConfig(sampler=self.sampler(), init=str(self.init_combo.currentData()), **given,
@@ -238,7 +245,7 @@ class SamplerForm(QGroupBox):
     def _show_fields(self, sampler: str) -> None:
         uses = USES[sampler]
         for name, w in (("step_lr", self.step_lr_edit), ("n_steps_each", self.steps_edit), ("snr", self.snr_edit),
-                        ("rho", self.rho_edit), ("variance_correction", self.kappa_spin),
+                        ("rho", self.rho_edit), ("churn", self.churn_edit), ("variance_correction", self.kappa_spin),
                         ("denoise", self.denoise_box), ("step_lr", self.alpha_label)):
             self.rows.setRowVisible(w, name in uses)
         self.rows.labelForField(self.steps_edit).setText("Corrector steps T" if sampler == "pc" else

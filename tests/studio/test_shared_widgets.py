@@ -150,3 +150,17 @@ def _widgets_used(path: Path) -> set:
 def test_each_shared_widget_serves_at_least_two_tabs(widget):
     users = [p.name for p in sorted(STUDIO.glob("*_tab.py")) if widget in _widgets_used(p)]
     assert len(users) >= 2, users
+
+
+def test_sampler_form_shows_heuns_churn_and_keeps_it(qtbot):
+    from ncsn_core.config import ModelConfig
+    f = SamplerForm("Sampler")
+    qtbot.addWidget(f)
+    f.show()
+    f.load(SampleConfig(sampler="heun", num_levels=8, churn=5.0, init="gaussian"), has_data_mean=False,
+           model=ModelConfig(conditioning="sigma"))
+    assert f.rows.isRowVisible(f.churn_edit) and f.sample_config().churn == 5.0
+    set_text(qtbot, f.churn_edit, "12")
+    assert f.sample_config().churn == 12.0
+    f.sampler_combo.setCurrentIndex(f.sampler_combo.findData("annealed_langevin"))
+    assert not f.rows.isRowVisible(f.churn_edit)
