@@ -5,8 +5,9 @@ sampling wall time for sampler settings, or against training minutes for the che
     .venv/bin/python benchmarks/quality_time.py samplers resources/models/mnist-cpu.pt --n 500 \\
         --setting 'heun-18={"sampler": "heun", "num_levels": 18}' --setting 'pc-10x1={"sampler": "pc", ...}' \\
         --out docs/bench/samplers
-    # (b) training recipes: every checkpoint of each run folder, sampled with the run's own default sampler
-    .venv/bin/python benchmarks/quality_time.py training runs/A runs/B --n 500 --out docs/bench/training
+    # (b) training recipes: every k-th checkpoint of each run folder, sampled with the run's own default sampler
+    #     (or --sampler JSON for the continuous-sigma runs), plotted against steps and quiet-machine minutes
+    .venv/bin/python benchmarks/quality_time.py training runs/A runs/B --n 500 --every 2 --out docs/bench/training
 
 Each writes OUT.json (one row per point, every figure with its n) and OUT.png. Training minutes are wall time
 from the run's start (its first logged step, less that step's share) to the checkpoint's step, read from
@@ -75,6 +76,7 @@ def cmd_samplers(args) -> dict:
 def cmd_training(args) -> dict:
     rows = _load(args.out)
     done = {(r["run"], r["step"]) for r in rows}
+    overrides = json.loads(args.sampler) if args.sampler else {}
     for run in args.runs:
         minutes = run_minutes(run)
         ckpts = sorted((run / "checkpoints").glob("ckpt_*.pt"))[:: args.every]
@@ -82,19 +84,22 @@ def cmd_training(args) -> dict:
             step = int(ck.stem.split("_")[1])
             if (str(run), step) in done or step not in minutes:
                 continue
-            res = evaluate(ck, n=args.n, seed=args.seed, batch_size=args.batch_size, loss_per_level=False)
+            res = evaluate(ck, n=args.n, seed=args.seed, batch_size=args.batch_size, loss_per_level=False,
+                           **(overrides if json.loads((run / "config.json").read_text())["model"].get(
+                               "conditioning") == "sigma" else {}))
             cfg = json.loads((run / "config.json").read_text())
             rows.append(_row(res, run=str(run), recipe=cfg["name"], step=step, minutes=round(minutes[step], 2)))
             print(f"{run.name} step {step} ({minutes[step]:.1f} min): FID ratio {res['fid_ratio']:.2f}, "
                   f"confidence {res['mean_confidence']:.3f}", flush=True)
-            _save(args.out, rows, {"kind": "training"})
-    return {"kind": "training", "rows": rows}
+            _save(args.out, rows, {"kind": "training", "quiet_step_s": args.quiet_step_s})
+    return {"kind": "training", "rows": rows, "quiet_step_s": args.quiet_step_s}
 
 
 def plot(data: dict, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
     rows = data["rows"]
     panels = [("fid_ratio", "FID / real-vs-real FID (1 = as close as two real sets)"),
               ("mean_confidence", "mean classifier confidence"),
@@ -103,28 +108,39 @@ def plot(data: dict, out: Path) -> None:
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
     n = rows[0]["n"] if rows else 0
     if data["kind"] == "samplers":
+        colours = {"heun": "tab:blue", "pc": "tab:orange", "annealed_langevin": "tab:green"}
         for ax, (key, title) in zip(axes, panels):
             for r in rows:
-                ax.scatter(r["sampling_seconds"], r[key], s=25)
+                kind = r["overrides"].get("sampler", "annealed_langevin")
+                ax.scatter(r["sampling_seconds"], r[key], s=25, color=colours.get(kind, "grey"))
                 ax.annotate(r["name"], (r["sampling_seconds"], r[key]), fontsize=7, xytext=(3, 3),
                             textcoords="offset points")
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel(f"sampling wall time for n={n} samples (s, log scale)")
             ax.set_title(title, fontsize=9)
         fig.suptitle(f"Sampler settings on {Path(data['checkpoint']).name}: quality (n={n}) against sampling time")
     else:
         runs = sorted({r["run"] for r in rows})
+        step_s = data.get("quiet_step_s")
         for ax, (key, title) in zip(axes, panels):
             for run in runs:
-                pts = sorted((r["minutes"], r[key]) for r in rows if r["run"] == run)
-                recipe = next(r["recipe"] for r in rows if r["run"] == run)
+                pts = sorted((r["step"], r[key]) for r in rows if r["run"] == run)
+                recipe = next(r.get("label_recipe", r["recipe"]) for r in rows if r["run"] == run)
                 ax.plot(*zip(*pts), marker="o", ms=3, label=f"{recipe} ({Path(run).name})")
-            ax.set_xlabel("training wall time (minutes)")
+            ax.set_xlabel("training steps (batch 64)")
             ax.set_title(title, fontsize=9)
+            if step_s:  # steps as minutes at the machine's quiet 2-thread speed
+                top = ax.secondary_xaxis("top", functions=(lambda s: s * step_s / 60, lambda m: m * 60 / step_s))
+                top.set_xlabel(f"minutes at {step_s:.3f} s/step (2 threads, quiet)", fontsize=7)
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"Training recipes: quality (n={n}, each checkpoint with its run's default sampler) "
-                     f"against training minutes")
+        fig.suptitle(f"Training recipes: quality (n={n}, each checkpoint with the sampler named in the legend) "
+                     f"against training steps")
     axes[0].set_yscale("log")
+    axes[0].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[0].axhline(1.0, color="grey", lw=0.8, ls="--")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out.with_suffix(".png"), dpi=110)
@@ -139,6 +155,8 @@ def main() -> None:
     t = sub.add_parser("training")
     t.add_argument("runs", nargs="+", type=Path)
     t.add_argument("--every", type=int, default=1, help="every k-th checkpoint")
+    t.add_argument("--sampler", help="JSON SampleConfig overrides for continuous-sigma runs (default: each run's own)")
+    t.add_argument("--quiet-step-s", type=float, help="seconds per step on a quiet machine: adds a minutes axis")
     for p in (s, t):
         p.add_argument("--n", type=int, default=500)
         p.add_argument("--seed", type=int, default=0)
