@@ -82,8 +82,10 @@ def cmd_training(args) -> dict:
         ckpts = sorted((run / "checkpoints").glob("ckpt_*.pt"))[:: args.every]
         for ck in ckpts:
             step = int(ck.stem.split("_")[1])
-            if (str(run), step) in done or step not in minutes:
+            logged = [k for k in minutes if k <= step]
+            if (str(run), step) in done or not logged:
                 continue
+            minutes[step] = minutes[max(logged)]  # the last logged step before the checkpoint
             res = evaluate(ck, n=args.n, seed=args.seed, batch_size=args.batch_size, loss_per_level=False,
                            **(overrides if json.loads((run / "config.json").read_text())["model"].get(
                                "conditioning") == "sigma" else {}))
