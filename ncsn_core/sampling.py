@@ -314,7 +314,7 @@ def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: 
             drift = x_next - x
             x = x_next if project is None or t_next > 0 else project(x_next, 0.0)
             if (i + 1) % yield_every == 0 or i == N - 1:
-                cmd = yield LangevinState(i, N, float(ts[i]), abs(t - t_next), 1, 1, i + 1, N, x, _norm(drift),
+                cmd = yield LangevinState(i, N, float(ts[i]), float(ts[i]) - t_next, 1, 1, i + 1, N, x, _norm(drift),
                                           noise_norm, float("nan"), final=i == N - 1)
                 if cmd == "stop":
                     return x

@@ -16,7 +16,7 @@ TIPS = {"annealed_langevin": LEVEL_TIP,
         "pc": "i/L: the current noise level; \u03c3_i its noise scale; steps 1..T are Langevin corrector steps (their "
               "step size), step T+1 the predictor step to the next level (its \u03c3_i\u00b2 \u2212 \u03c3_i+1\u00b2)",
         "heun": "n/N: the current \u03c3 step of the ODE, from \u03c3 to the next \u03c3 of the schedule (0 after the "
-                "last); no noise is added after the start"}
+                "last); no noise is added after the start unless churn is on (Karras et al.'s Alg. 2)"}
 
 
 def _speed_text(speed: float, unit: str) -> str:
@@ -111,7 +111,8 @@ class ChainView(QWidget):
             label = f"\u03c3 step {st.level + 1}/{st.n_levels}"
             frame = f"{label}, \u03c3 = {st.sigma:.3g} \u2192 {max(st.sigma - st.step_size, 0.0):.3g}"
             snapshot, header = frame, (f"{label} \u00b7 \u03c3 = {st.sigma:.4g} \u2192 "
-                                       f"{max(st.sigma - st.step_size, 0.0):.4g} \u00b7 Heun ODE, no noise")
+                                       f"{max(st.sigma - st.step_size, 0.0):.4g} \u00b7 Heun ODE, "
+                                       + ("churn noise before the step" if st.noise_norm > 0 else "no noise"))
         else:
             label = f"level {st.level + 1}/{st.n_levels}"
             frame, snapshot = f"{label}, step {st.step}/{st.n_steps}", f"end of {label} (\u03c3 = {st.sigma:.3g})"
