@@ -79,6 +79,8 @@ def cmd_training(args) -> dict:
     overrides = json.loads(args.sampler) if args.sampler else {}
     for run in args.runs:
         minutes = run_minutes(run)
+        cfg = json.loads((run / "config.json").read_text())
+        run_overrides = overrides if cfg["model"].get("conditioning") == "sigma" else {}
         ckpts = sorted((run / "checkpoints").glob("ckpt_*.pt"))[:: args.every]
         for ck in ckpts:
             step = int(ck.stem.split("_")[1])
@@ -87,9 +89,7 @@ def cmd_training(args) -> dict:
                 continue
             minutes[step] = minutes[max(logged)]  # the last logged step before the checkpoint
             res = evaluate(ck, n=args.n, seed=args.seed, batch_size=args.batch_size, loss_per_level=False,
-                           **(overrides if json.loads((run / "config.json").read_text())["model"].get(
-                               "conditioning") == "sigma" else {}))
-            cfg = json.loads((run / "config.json").read_text())
+                           **run_overrides)
             rows.append(_row(res, run=str(run), recipe=cfg["name"], step=step, minutes=round(minutes[step], 2)))
             print(f"{run.name} step {step} ({minutes[step]:.1f} min): FID ratio {res['fid_ratio']:.2f}, "
                   f"confidence {res['mean_confidence']:.3f}", flush=True)

@@ -65,12 +65,9 @@ def _device(args):
 
 def _sample_settings(args, cfg: Config, model):
     """The checkpoint config's sampler with the flags given on the command line: (SampleConfig, SamplingPlan)."""
-    from .config import check_data_mean
-    from .sampling import plan, resolve
+    from .sampling import resolve_for
     try:
-        sc = resolve(cfg.sample, **{k: getattr(args, k, None) for k in SAMPLE_FIELDS})
-        check_data_mean(sc.init, model.data_mean is not None)
-        return sc, plan(model, sc)
+        return resolve_for(model, cfg.sample, **{k: getattr(args, k, None) for k in SAMPLE_FIELDS})
     except ConfigError as e:
         raise UserError(str(e)) from e
 

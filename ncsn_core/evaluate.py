@@ -19,11 +19,10 @@ import torch
 
 from . import metrics as M
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import check_data_mean
 from .data import DataError, builtin_mnist_set, load_dataset, preprocess
 from .resources import BUILTIN_MODEL
 from .config import SAMPLE_FIELDS, SampleConfig
-from .sampling import describe, plan, resolve, sample
+from .sampling import describe, plan, resolve_for, sample
 
 EVAL_HOLDOUT = 1000  # the last 1000 built-in digits: DataConfig(holdout=1000) keeps them out of training
 RVR_DRAWS = 5  # real-vs-real FID draws averaged for the floor
@@ -202,9 +201,7 @@ def _settings(ld, batch_size: int, overrides: dict) -> tuple[SampleConfig, dict]
     ladder (L, sigmas, ends), network evaluations per sample and a one-line description."""
     import dataclasses
     try:
-        sc = resolve(ld.config.sample, **overrides)
-        check_data_mean(sc.init, ld.model.data_mean is not None)
-        pl = plan(ld.model, sc)
+        sc, pl = resolve_for(ld.model, ld.config.sample, **overrides)
     except (ValueError, TypeError) as e:
         raise M.MetricsError(str(e)) from e
     sig = [float(f"{v:.6g}") for v in pl.sigmas.tolist()]

@@ -55,13 +55,11 @@ def draw_sigmas(draw: NoiseDraw, batch: int, sigmas: torch.Tensor, generator: Op
     if draw.kind == "levels":
         labels = random_labels(batch, len(sigmas), dev, generator) if labels is None else labels
         return labels, sigmas[labels], labels
-    u = torch.rand(batch, device=dev, generator=generator) if draw.kind == "log-uniform" else \
-        torch.randn(batch, device=dev, generator=generator)
     if draw.kind == "log-uniform":
         lo, hi = sigmas.min().log(), sigmas.max().log()
-        sigma = (lo + u * (hi - lo)).exp()
+        sigma = (lo + torch.rand(batch, device=dev, generator=generator) * (hi - lo)).exp()
     elif draw.kind == "log-normal":
-        sigma = (draw.mean + draw.std * u).exp()
+        sigma = (draw.mean + draw.std * torch.randn(batch, device=dev, generator=generator)).exp()
     else:
         raise ValueError(f"unknown sigma sampling {draw.kind!r}: choose levels, log-uniform or log-normal")
     return sigma, sigma, nearest_level(sigma, sigmas)

@@ -213,13 +213,10 @@ def inpaint(score_net: ScoreNet, sigmas: torch.Tensor, image: torch.Tensor, mask
     m = mask.to(device=device, dtype=image.dtype).expand_as(image)
     sig = sigmas.to(device)
     x = initial_noise(image.shape, init, g, device, float(sig[0]), init_mean)
-    y_level: dict = {}
+    known = _noisy_known(image, mask, lambda i: float(sig[i]), g, per_call=True)  # Alg. 2, line 3: y once per level
 
     def project(x: torch.Tensor, i: int, start: bool) -> torch.Tensor:
-        if start:  # Alg. 2, line 3: y drawn once per level
-            y_level.clear()
-            y_level[i] = image + float(sig[i]) * torch.randn(image.shape, generator=g, device=device, dtype=image.dtype)
-        return x * (1 - m) + y_level[i] * m
+        return known(x, i)
 
     score_at = _level_score(score_net, image.shape[0], device, sig.tolist())
     alphas = step_sizes(sig, step_lr)
@@ -400,6 +397,14 @@ def resolve(base: SampleConfig, **overrides) -> SampleConfig:
     return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def resolve_for(model, base: SampleConfig, **overrides) -> tuple[SampleConfig, SamplingPlan]:
+    """`resolve(base, **overrides)` checked against `model` (its data mean for the 'data-mean' start, its
+    conditioning for the sampler and ladder), with its plan; ConfigError naming the fix."""
+    sc = resolve(base, **overrides)
+    check_data_mean(sc.init, getattr(model, "data_mean", None) is not None)
+    return sc, plan(model, sc)
+
+
 def describe(sc: SampleConfig, pl: SamplingPlan) -> str:
     """One line naming a sampler's settings and cost, for logs, figures and window captions."""
     sig = pl.sigmas.tolist()
@@ -417,16 +422,18 @@ def describe(sc: SampleConfig, pl: SamplingPlan) -> str:
 
 def _noisy_known(image: torch.Tensor, mask: torch.Tensor, sigma_of, g: torch.Generator, per_call: bool):
     """project(x, key): the known pixels (mask 1) set to image + sigma_of(key) * z. per_call: a fresh z for each new
-    key (a level, as Alg. 2 draws y once per level); otherwise one z for the whole run (the ODE's path)."""
+    key (a level, as Alg. 2 draws y once per level, drawn at its first call); otherwise one z for the whole run
+    (the ODE's path), drawn now."""
     m = mask.to(device=image.device, dtype=image.dtype).expand_as(image)
-    z = {"fixed": torch.randn(image.shape, generator=g, device=image.device, dtype=image.dtype)}
-    last = {}
+
+    def draw() -> torch.Tensor:
+        return torch.randn(image.shape, generator=g, device=image.device, dtype=image.dtype)
+    state = {"key": None, "z": None if per_call else draw()}
 
     def project(x: torch.Tensor, key) -> torch.Tensor:
-        sigma = sigma_of(key)
-        if per_call and last.get("key") != key:
-            last["key"], z["fixed"] = key, torch.randn(image.shape, generator=g, device=image.device, dtype=image.dtype)
-        return x * (1 - m) + (image + sigma * z["fixed"]) * m
+        if per_call and (state["z"] is None or state["key"] != key):
+            state["key"], state["z"] = key, draw()
+        return x * (1 - m) + (image + sigma_of(key) * state["z"]) * m
     return project
 
 

@@ -78,6 +78,15 @@ def window(qtbot):
     win.shutdown()
 
 
+def close_tab(qtbot, tab):
+    """Teardown of a tab fixture: stop a running job, wait for its worker, shut the tab down, wait for idle."""
+    if tab.controller.state == "running":
+        tab.controller.stop()
+    tab.controller.wait(30000)
+    tab.shutdown()
+    qtbot.waitUntil(lambda: tab.controller.state == "idle", timeout=30000)
+
+
 def wait_idle(qtbot, controller, timeout=60000):
     qtbot.waitUntil(lambda: controller.state == "idle", timeout=timeout)
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from conftest import set_text, wait_idle
+from conftest import close_tab, set_text, wait_idle
 from studio.sample_tab import SampleTab
 
 
@@ -17,11 +17,7 @@ def tab(qtbot, tiny_checkpoint):
     t.picker.set_path(tiny_checkpoint)
     qtbot.waitUntil(lambda: t.info is not None, timeout=30000)
     yield t
-    if t.controller.state == "running":
-        t.controller.stop()
-    t.controller.wait(30000)
-    t.shutdown()
-    qtbot.waitUntil(lambda: t.controller.state == "idle", timeout=30000)
+    close_tab(qtbot, t)
 
 
 def run_small(qtbot, tab, n="4", steps="3"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from conftest import set_text, tiny_sigma_config, wait_idle
+from conftest import close_tab, set_text, tiny_sigma_config, wait_idle
 from ncsn_core.config import ConfigError, ModelConfig, SampleConfig, check_sampler
 from ncsn_core.export import read_png_meta
 from studio import jobs
@@ -45,11 +45,7 @@ def sample_tab(qtbot):
     t.resize(1300, 900)
     t.show()
     yield t
-    if t.controller.state == "running":
-        t.controller.stop()
-    t.controller.wait(30000)
-    t.shutdown()
-    qtbot.waitUntil(lambda: t.controller.state == "idle", timeout=30000)
+    close_tab(qtbot, t)
 
 
 def _load(qtbot, tab, path):
