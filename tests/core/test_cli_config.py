@@ -2,6 +2,7 @@
 `ncsn config`, and progress that reads well in a log file."""
 import io
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -186,3 +187,12 @@ def test_line_progress_also_every_few_seconds(monkeypatch):
         p.update(1)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 5 and lines[-1] == "sample: step 5/10000 (0 %), 05:00 elapsed, ETA 166:35:00"
+
+
+def test_toml_without_tomllib_says_to_use_json(tmp_path, capsys, monkeypatch):
+    """Python 3.10 has no tomllib: one line saying so, and that JSON works."""
+    t = tmp_path / "c.toml"
+    t.write_text("[train]\nlr = 0.5\n")
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # import tomllib -> ImportError, as on 3.10
+    err = error_of(capsys, "config", "--config", str(t))
+    assert "TOML needs Python >= 3.11" in err and "JSON" in err
