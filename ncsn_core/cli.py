@@ -1,4 +1,4 @@
-"""`ncsn`: the headless command line (train, sample, inpaint, toy, info, eval, bench)."""
+"""`ncsn`: the headless command line (train, sample, inpaint, toy, info, eval, bench, config)."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .config import INITS, SAMPLE_FIELDS, Config, ConfigError, PRESETS, get_preset
+from .config import (ARCHS, INITS, LOSSES, SAMPLE_FIELDS, Config, ConfigError, PRESETS, check_partial, get_preset,
+                     load_config_file, merge, parse_sets)
+from .progress import bar as _progress
 from .resources import BUILTIN_MODEL
 
 
@@ -21,21 +23,6 @@ class UserError(Exception):
 
 
 # --- small helpers ----------------------------------------------------------------------------
-def _progress(total: int, desc: str, enabled: bool):
-    """tqdm on stderr (it/s and ETA), or a silent stand-in."""
-    if not enabled:
-        class _Null:
-            n = 0
-
-            def update(self, k=1):
-                self.n += k
-            def set_postfix_str(self, s): ...
-            def close(self): ...
-        return _Null()
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-
-
 def _emit(args, obj: dict, human: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps(obj))
@@ -63,11 +50,28 @@ def _device(args):
         raise UserError(str(e)) from e
 
 
+_ONLY_SAMPLE = ": the model, its data and noise ladder are the checkpoint's"
+
+
+def sample_overrides(args) -> dict:
+    """The SampleConfig fields that sample, inpaint and eval lay over the checkpoint's sampler: --config's
+    `sample` section, then --set sample.*, then the explicit flags (a flag not given, None, keeps the value
+    below it). Any other section is a ConfigError saying that only `sample` can change."""
+    out: dict = {}
+    if getattr(args, "config", None):
+        file = check_partial(load_config_file(args.config), f"--config {args.config}", ("sample",), _ONLY_SAMPLE)
+        out.update(file.get("sample", {}))
+    if getattr(args, "set", None):
+        out.update(parse_sets(args.set, ("sample",), _ONLY_SAMPLE).get("sample", {}))
+    out.update({k: getattr(args, k) for k in SAMPLE_FIELDS if getattr(args, k, None) is not None})
+    return out
+
+
 def _sample_settings(args, cfg: Config, model):
-    """The checkpoint config's sampler with the flags given on the command line: (SampleConfig, SamplingPlan)."""
+    """The checkpoint config's sampler with sample_overrides(args): (SampleConfig, SamplingPlan)."""
     from .sampling import resolve_for
     try:
-        return resolve_for(model, cfg.sample, **{k: getattr(args, k, None) for k in SAMPLE_FIELDS})
+        return resolve_for(model, cfg.sample, **sample_overrides(args))
     except ConfigError as e:
         raise UserError(str(e)) from e
 
@@ -80,9 +84,9 @@ def _drain_with_progress(gen, total: int, desc: str, show: bool, sinks=()):
             st = next(gen)
             for sink in sinks:
                 sink.add(st)
+            bar.set_postfix_str(f"level {st.level + 1}/{st.n_levels}, sigma {st.sigma:.3g}")
             bar.update(st.global_step - done)
             done = st.global_step
-            bar.set_postfix_str(f"level {st.level + 1}/{st.n_levels} sigma={st.sigma:.3g}")
     except StopIteration as stop:
         x = stop.value
     finally:
@@ -102,38 +106,73 @@ def _write_samples(x: torch.Tensor, out: Path, meta: dict, nrow: int) -> None:
         raise UserError(f"--out {out}: use a .png (grid) or .npy (N x C x H x W array) file name")
 
 
+# --- resolving a training config ----------------------------------------------------------------
+# the training flags: argparse dest -> (section, field); each overrides --config and --set
+TRAIN_FLAGS = {
+    "n_iters": ("train", "n_iters"), "save_every": ("train", "save_every"), "seed": ("train", "seed"),
+    "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "preview_every": ("train", "preview_every"),
+    "log_every": ("train", "log_every"), "ema_rate": ("train", "ema_rate"), "loss": ("train", "loss"),
+    "sigma_begin": ("noise", "sigma_begin"), "sigma_end": ("noise", "sigma_end"),
+    "num_classes": ("noise", "num_classes"), "arch": ("model", "arch"), "channels": ("model", "channels"),
+    "ngf": ("model", "ngf"), "dataset": ("data", "dataset"), "data_root": ("data", "root"),
+    "download": ("data", "download"),
+}
+
+
+def _read_run_config(path: Path, what: str) -> Config:
+    """The config of a run folder (its config.json) or of a checkpoint file."""
+    from .checkpoint import CheckpointError, read_state
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UserError(f"{what} {path}: no config.json there; give a run folder made by `ncsn train`")
+        return Config.from_dict(json.loads((path / "config.json").read_text()))
+    try:
+        return Config.from_dict(read_state(path)["config"])
+    except CheckpointError as e:
+        raise UserError(str(e)) from e
+
+
+def train_config(args, base: Config) -> Config:
+    """base (a preset, or the run's own config on --resume) < --config FILE < --set section.field=value <
+    the explicit training flags; every layer goes through config.merge, so names and values are checked alike."""
+    cfg = base
+    if args.config:
+        cfg = merge(cfg, load_config_file(args.config), f"--config {args.config}")
+    if args.set:
+        cfg = merge(cfg, parse_sets(args.set), "--set")
+    flags: dict = {}
+    for dest, (section, name) in TRAIN_FLAGS.items():
+        v = getattr(args, dest, None)
+        if v is not None:
+            flags.setdefault(section, {})[name] = None if (dest == "ema_rate" and v == 0) else v
+    return merge(cfg, flags, "the command-line flags") if flags else cfg
+
+
 # --- commands ---------------------------------------------------------------------------------
+def cmd_config(args) -> int:
+    """Print the resolved training config as JSON: valid input for `--config`."""
+    if args.path and args.preset:
+        raise UserError("give either a checkpoint/run folder or --preset, not both")
+    base = _read_run_config(Path(args.path), "config") if args.path else get_preset(args.preset or "mnist-cpu")
+    print(json.dumps(train_config(args, base).to_dict(), indent=2))
+    return 0
+
+
 def cmd_train(args) -> int:
     from .data import DataError
     from .training import Finished, Preview, TrainStep, train
     from .export import save_grid
     if args.resume:
         run_dir = Path(args.resume)
-        cfg_file = run_dir / "config.json"
-        if not cfg_file.exists():
+        if not (run_dir / "config.json").exists():
             raise UserError(f"--resume {run_dir}: no config.json there; give a run folder made by `ncsn train`")
-        cfg = Config.from_dict(json.loads(cfg_file.read_text()))
+        cfg = train_config(args, _read_run_config(run_dir, "--resume"))
     else:
-        cfg = get_preset(args.preset)
+        cfg = train_config(args, get_preset(args.preset or "mnist-cpu"))
         run_dir = Path(args.run_dir or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
             raise UserError(f"--run-dir {run_dir} already holds a run: continue it with --resume {run_dir} "
                             f"or choose another folder")
-    overrides = {k: v for k, v in {"n_iters": args.n_iters, "save_every": args.save_every, "seed": args.seed,
-                                   "batch_size": args.batch_size, "lr": args.lr, "preview_every": args.preview_every,
-                                   "log_every": args.log_every}.items() if v is not None}
-    if args.ema_rate is not None:
-        overrides["ema_rate"] = None if args.ema_rate == 0 else args.ema_rate
-    cfg = cfg.override("train", **overrides)
-    if args.data_root or args.dataset or args.download:
-        cfg = cfg.override("data", **{k: v for k, v in {"dataset": args.dataset, "root": args.data_root,
-                                                        "download": args.download}.items() if v})
-    if args.set:
-        from .config import apply_sets
-        try:
-            cfg = apply_sets(cfg, args.set)
-        except ConfigError as e:
-            raise UserError(str(e)) from e
     device = _device(args)
     try:
         gen = train(cfg, run_dir, resume=bool(args.resume), device=device, max_minutes=args.minutes,
@@ -147,8 +186,8 @@ def cmd_train(args) -> int:
     try:
         while True:
             if isinstance(ev, TrainStep):
+                bar.set_postfix_str(f"loss {ev.loss:.3g}, {ev.images_per_s:.0f} img/s")
                 bar.update(ev.step - bar.n)
-                bar.set_postfix_str(f"loss {ev.loss:.2f}  {ev.images_per_s:.0f} img/s")
                 last_loss = ev.loss
             elif isinstance(ev, Preview):
                 save_grid(torch.from_numpy(ev.images), run_dir / "samples" / f"preview_{ev.step:08d}.png",
@@ -337,9 +376,58 @@ def _steps_list(text: str):
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
+def _channels(text: str) -> list:
+    """'16,48,96' -> [16, 48, 96]."""
+    try:
+        widths = [int(t) for t in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive whole numbers separated by commas, e.g. 16,48,96")
+    return widths
+
+
+def _config_file_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--config", metavar="FILE", help=f"a JSON (or, on Python >= 3.11, TOML) file with {what}, "
+                                                    f"e.g. from `ncsn config`; it may hold only some fields")
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                   help=f"set one field of {what}, after --config and before the flags below, e.g. "
+                        f"--set train.weighting=edm --set model.channels=[32,64,128] (repeatable; the value is "
+                        f"read as JSON)")
+
+
+def _train_config_flags(p: argparse.ArgumentParser) -> None:
+    """What decides a training config, shared by train and config: preset < --config < --set < these flags."""
+    p.add_argument("--preset", choices=sorted(PRESETS), help="the starting config (default mnist-cpu)")
+    _config_file_flags(p, "any config section (data, model, noise, train, sample)")
+    g = p.add_argument_group("training flags (override the preset, --config and --set)")
+    g.add_argument("--loss", choices=LOSSES, help="dsm (denoising, the paper), ssm or ssm_vr (sliced score matching)")
+    g.add_argument("--arch", choices=ARCHS, help="score network: refinenet (the paper's), compact (CPU), mlp (2-D toy)")
+    g.add_argument("--channels", type=_channels, metavar="C1,C2,C3",
+                   help="compact model widths at full, 1/2 and 1/4 resolution, e.g. 16,48,96")
+    g.add_argument("--ngf", type=int, help="RefineNet width (the paper: 64 for MNIST, 128 for CIFAR-10)")
+    g.add_argument("--sigma-begin", type=float, help="sigma_1, the largest noise level of the training ladder")
+    g.add_argument("--sigma-end", type=float, help="sigma_L, the smallest noise level")
+    g.add_argument("--num-classes", type=int, metavar="L", help="number of noise levels L")
+    g.add_argument("--n-iters", type=int)
+    g.add_argument("--save-every", type=int)
+    g.add_argument("--preview-every", type=int)
+    g.add_argument("--log-every", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--ema-rate", type=float, help="EMA of the weights, e.g. 0.999; 0 disables")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--dataset", help="the data set (mnist-builtin: the 10,000 shipped digits; mnist: the 60,000 "
+                                     "training digits; fashion-mnist, cifar10, celeba, folder)")
+    g.add_argument("--data-root", help="folder of the data set (or of your own images with --dataset folder)")
+    g.add_argument("--download", action="store_true", default=None,
+                   help="let torchvision download the data set (needs a network)")
+
+
 def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None:
     """The sampler flags shared by sample, inpaint and eval (None = the checkpoint config's)."""
     from .config import SAMPLERS
+    _config_file_flags(p, "the sampler (only its `sample` section: the model is the checkpoint's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampler", choices=SAMPLERS,
                    help="annealed_langevin (the paper's Alg. 1), pc (predictor-corrector), heun (probability-flow ODE, "
@@ -388,28 +476,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a score network; writes a run folder")
-    p.add_argument("--preset", default="mnist-cpu", choices=sorted(PRESETS))
+    _train_config_flags(p)
     p.add_argument("--run-dir")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint")
-    p.add_argument("--n-iters", type=int)
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint (its "
+                                                   "config.json is the base that the other flags change)")
     p.add_argument("--minutes", type=float, help="stop after this many minutes of wall time, with a checkpoint "
                                                  "(continue later with --resume)")
-    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
-                   help="set any config field, e.g. --set train.weighting=edm --set model.channels=[32,64,128] "
-                        "(repeatable; the value is read as JSON)")
     p.add_argument("--keep-last", type=int, default=3, help="checkpoints to keep, the newest (0 keeps all; default 3)")
-    p.add_argument("--save-every", type=int)
-    p.add_argument("--preview-every", type=int)
-    p.add_argument("--log-every", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--ema-rate", type=float, help="EMA of the weights, e.g. 0.999; 0 disables")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--dataset", help="override the preset's data set (mnist-builtin, mnist, fashion-mnist, cifar10, celeba, folder)")
-    p.add_argument("--data-root", help="folder of the data set (or of your own images with --dataset folder)")
-    p.add_argument("--download", action="store_true", help="let torchvision download the data set (needs a network)")
     _common(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("config", help="print a resolved training config as JSON (input for --config)")
+    p.add_argument("path", nargs="?", help="a checkpoint .pt or run folder: print its config (instead of a preset's)")
+    _train_config_flags(p)
+    p.set_defaults(func=cmd_config, json=True)
 
     p = sub.add_parser("sample", help="annealed Langevin samples to a grid PNG or .npy")
     _checkpoint_flag(p)

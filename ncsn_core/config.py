@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Optional, Tuple
+from pathlib import Path
+from typing import Any, Optional, Tuple, Union
 
 ARCHS = ("refinenet", "compact", "mlp")
 LOSSES = ("dsm", "ssm", "ssm_vr")
@@ -280,9 +282,7 @@ class Config:
         for f in fields(cls):
             if f.name == "name":
                 continue
-            sub_cls = {"data": DataConfig, "model": ModelConfig, "noise": NoiseConfig,
-                       "train": TrainConfig, "sample": SampleConfig}[f.name]
-            parts[f.name] = _sub_from_dict(sub_cls, d.get(f.name, {}), f.name)
+            parts[f.name] = _sub_from_dict(SECTIONS[f.name], d.get(f.name, {}), f.name)
         unknown = set(d) - {f.name for f in fields(cls)}
         _check(not unknown, f"unknown config section(s) {sorted(unknown)}")
         return cls(name=str(d.get("name", "custom")), **parts)
@@ -292,27 +292,113 @@ class Config:
         return replace(self, **{section: replace(getattr(self, section), **kw)})
 
 
-def apply_sets(cfg: Config, assignments: list) -> Config:
-    """cfg with 'section.field=value' assignments applied (value read as JSON, else as text), validated again.
-    An unknown section or field, or a bad value, is a ConfigError that names it and the valid choices."""
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "noise": NoiseConfig, "train": TrainConfig,
+            "sample": SampleConfig}
+# the JSON/TOML kinds a field's annotation accepts (bool is an int in Python: kept apart on purpose)
+_KINDS = {"int": ("a whole number", (int,)), "float": ("a number", (int, float)), "bool": ("true or false", (bool,)),
+          "str": ("a text", (str,)), "tuple": ("a list of whole numbers", (list, tuple))}
+
+
+def check_partial(partial: Any, source: str, sections: Optional[Tuple[str, ...]] = None, why: str = "") -> dict:
+    """A partial config {section: {field: value}, name: text} (from a file, --set or flags) checked against the
+    dataclasses: the one validation path for names and kinds of values. sections: those that may change (None:
+    all, and the name). Returns it with whole-number floats made ints (1e5 -> 100000). An unknown section or
+    field, a section outside `sections` (`why` says why) or a value of the wrong kind is a ConfigError that
+    names it, where it came from (`source`) and the valid choices."""
+    _check(isinstance(partial, dict), f"{source}: expected sections like {{\"train\": {{\"lr\": 2e-4}}}}, "
+                                      f"got {type(partial).__name__}")
+    out: dict = {}
+    for section, values in partial.items():
+        if section == "name" and sections is None:
+            _check(isinstance(values, str), f"{source}: name must be a text, got {values!r}")
+            out["name"] = values
+            continue
+        _check(section in SECTIONS or section == "name",
+               f"{source}: unknown section {section!r}: choose one of {', '.join(SECTIONS)}")
+        _check(sections is None or section in sections,
+               f"{source}: the {section!r} section cannot change here, only {' and '.join(sections or ())}{why}")
+        _check(isinstance(values, dict), f"{source}: section {section!r} must map field names to values, "
+                                         f"got {values!r}")
+        kinds = {f.name: f.type for f in fields(SECTIONS[section])}
+        unknown = sorted(set(values) - set(kinds))
+        _check(not unknown, f"{source}: unknown field{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(map(repr, unknown))} in {section}: choose one of {', '.join(kinds)}")
+        out[section] = {k: _checked_value(f"{section}.{k}", kinds[k], v, source) for k, v in values.items()}
+    return out
+
+
+def _checked_value(key: str, annotation: str, value: Any, source: str) -> Any:
+    optional = annotation.startswith("Optional[")
+    base = annotation[len("Optional["):-1] if optional else annotation
+    if base not in _KINDS or (value is None and optional):
+        return value  # Any (n_steps_each: one count or a list) is checked by the dataclass itself
+    what, types = _KINDS[base]
+    if base == "int" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    ok = isinstance(value, types) and not (base in ("int", "float") and isinstance(value, bool))
+    if base == "tuple" and ok:
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    _check(ok, f"{source}: {key}={value!r} must be {what}{' or null' if optional else ''}")
+    return value
+
+
+def merge(cfg: Config, partial: dict, source: str) -> Config:
+    """cfg with a partial config {section: {field: value}} laid over it (check_partial, then the dataclasses'
+    own checks, e.g. the cross-checks of Config.__post_init__)."""
     d = cfg.to_dict()
+    for section, values in check_partial(partial, source).items():
+        if section == "name":
+            d["name"] = values
+        else:
+            d[section].update(values)
+    try:
+        return Config.from_dict(d)
+    except TypeError as e:
+        raise ConfigError(f"{source}: {e}") from e
+
+
+def parse_sets(assignments: list, sections: Optional[Tuple[str, ...]] = None, why: str = "") -> dict:
+    """'section.field=value' assignments (value read as JSON, else as text) as one checked partial config."""
+    out: dict = {}
     for text in assignments:
         key, sep, raw = text.partition("=")
         section, dot, name = key.strip().partition(".")
         _check(bool(sep and dot), f"--set {text!r}: write section.field=value, e.g. train.lr=2e-4")
-        _check(section in d and isinstance(d[section], dict),
-               f"--set {text!r}: unknown section {section!r}: choose one of {', '.join(k for k in d if k != 'name')}")
-        _check(name in d[section], f"--set {text!r}: unknown field {name!r} in {section}: choose one of "
-                                   f"{', '.join(d[section])}")
         try:
             value = json.loads(raw)
         except ValueError:
             value = raw
-        d[section][name] = value
+        one = check_partial({section: {name: value}}, f"--set {text!r}", sections, why)
+        out.setdefault(section, {}).update(one[section])
+    return out
+
+
+def apply_sets(cfg: Config, assignments: list) -> Config:
+    """cfg with 'section.field=value' assignments applied, validated again (ConfigError naming the problem)."""
+    return merge(cfg, parse_sets(assignments), "--set")
+
+
+def load_config_file(path: Union[str, Path]) -> dict:
+    """A partial or whole config ({section: {field: value}}) from a .json or .toml file (TOML: Python >= 3.11).
+    Only read here; check_partial/merge check it. ConfigError when it cannot be read."""
+    p = Path(path)
+    _check(p.is_file(), f"--config {p}: no such file; `ncsn config --preset mnist-cpu > {p.name}` writes one")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() == ".toml":
+        try:
+            import tomllib
+        except ImportError:
+            raise ConfigError(f"--config {p}: reading TOML needs Python >= 3.11 (this is "
+                              f"{sys.version_info.major}.{sys.version_info.minor}); write the file as JSON "
+                              f"(`ncsn config` prints one)") from None
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"--config {p} is not valid TOML ({e})") from e
     try:
-        return Config.from_dict(d)
-    except TypeError as e:
-        raise ConfigError(f"--set: {e}") from e
+        return json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"--config {p} is not valid JSON ({e}); give a .json file, or .toml on Python >= 3.11") from e
 
 
 def _sub_from_dict(sub_cls, d: dict, section: str):
@@ -356,8 +442,9 @@ def _preset_mnist_cpu_levels() -> Config:
 
 PRESETS = {
     # The paper's MNIST setup as the reference code runs it (step_lr 2e-5 there = 4e-5 in Alg. 1's notation).
+    # Its data: MNIST's 60,000 training digits (torchvision's files under --data-root; data.py says what to fetch).
     "mnist-paper": lambda: Config(
-        name="mnist-paper", model=ModelConfig(arch="refinenet", ngf=64),
+        name="mnist-paper", data=DataConfig(dataset="mnist"), model=ModelConfig(arch="refinenet", ngf=64),
         train=TrainConfig(batch_size=128, lr=1e-3, n_iters=200_000, save_every=5000),
         sample=SampleConfig(step_lr=4e-5, n_steps_each=100, denoise=False)),
     # The compact network for a laptop CPU: minutes, not days.

@@ -165,13 +165,17 @@ def default_root(name: str) -> Path:
     return Path.home() / ".cache" / "ncsn" / "datasets" / name
 
 
-_MNIST_FILES = ("train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
-                "t10k-labels-idx1-ubyte.gz")
+IDX_GZ = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+          "t10k-labels-idx1-ubyte.gz")  # the four IDX files of MNIST and Fashion-MNIST, as torchvision names them
+_MNIST_FILES = ", ".join(IDX_GZ[:-1]) + " and " + IDX_GZ[-1]
+_RAW = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw"}  # torchvision's folder layout under root
 _WHERE = {  # what to fetch by hand, and where torchvision looks for it (relative to root)
-    "mnist": (f"{_MNIST_FILES} from https://ossci-datasets.s3.amazonaws.com/mnist/", "MNIST/raw/",
-              "then run with download=True once to unpack them (no network needed)"),
-    "fashion-mnist": (f"{_MNIST_FILES} from https://github.com/zalandoresearch/fashion-mnist",
-                      "FashionMNIST/raw/", "then run with download=True once to unpack them (no network needed)"),
+    "mnist": (f"the four IDX files {_MNIST_FILES} from https://ossci-datasets.s3.amazonaws.com/mnist/",
+              "MNIST/raw/", "gzipped or unpacked (--data-root names the folder that holds MNIST/raw/); offline, "
+              "--dataset mnist-builtin (DataConfig(dataset='mnist-builtin')) trains on the 10,000 digits shipped "
+              "with NCSN Studio instead"),
+    "fashion-mnist": (f"the four IDX files {_MNIST_FILES} from https://github.com/zalandoresearch/fashion-mnist",
+                      "FashionMNIST/raw/", "gzipped or unpacked (--data-root names the folder that holds FashionMNIST/raw/)"),
     "cifar10": ("cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html", "",
                 "then run with download=True once to unpack it (no network needed), or unpack it yourself "
                 "so that cifar-10-batches-py/ sits in that folder"),
@@ -186,10 +190,33 @@ _WHERE = {  # what to fetch by hand, and where torchvision looks for it (relativ
 def _missing_message(name: str, root: Path, download: bool, err: BaseException) -> str:
     what, sub, then = _WHERE[name]
     cause = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    missing = ""
+    if name in _RAW:
+        gone = [f for f in IDX_GZ if not (root / _RAW[name] / f).exists() and not (root / _RAW[name] / f[:-3]).exists()]
+        missing = (" (a file there is damaged)" if not gone else
+                   f" (missing: {', '.join(gone)})" if len(gone) < len(IDX_GZ) else "")
     head = (f"downloading {name} into {root} failed ({cause}): check the network" if download else
-            f"{name} was not found (or is damaged) in {root}: run with --download (DataConfig(download=True)) "
-            f"to fetch it")
+            f"{name} was not found in {root / sub if sub else root}{missing}: run with --download "
+            f"(DataConfig(download=True)) where a network exists to fetch it")
     return f"{head}, or put {what} in {root / sub if sub else root} yourself, {then}."
+
+
+def _unpack_idx(raw: Path) -> None:
+    """Unpack the IDX .gz files put in torchvision's raw/ folder by hand (torchvision reads only unpacked files
+    and would otherwise want a network to 'download' them); written to a temp file, then renamed."""
+    import gzip
+    import shutil
+    for name in IDX_GZ:
+        gz, plain = raw / name, raw / name[:-3]
+        if gz.is_file() and not plain.exists():
+            tmp = plain.with_name(plain.name + ".tmp")
+            try:
+                with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (OSError, EOFError) as e:
+                tmp.unlink(missing_ok=True)
+                raise DataError(f"{gz} is not a readable gzip file ({e}): fetch it again") from e
+            os.replace(tmp, plain)
 
 
 def load_torchvision_set(name: str, root: str | Path | None, image_size: int, channels: int,
@@ -205,6 +232,8 @@ def load_torchvision_set(name: str, root: str | Path | None, image_size: int, ch
         from torchvision import transforms
     except ImportError as e:
         raise DataError(f"dataset {name!r} needs torchvision: pip install torchvision ({e})") from e
+    if name in _RAW:
+        _unpack_idx(root / _RAW[name])
     try:
         if name == "celeba":
             tf = transforms.Compose([transforms.CenterCrop(CELEBA_CROP), transforms.Resize(image_size)])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -21,7 +20,7 @@ from . import metrics as M
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DataError, builtin_mnist_set, load_dataset, preprocess
 from .resources import BUILTIN_MODEL
-from .config import SAMPLE_FIELDS, SampleConfig
+from .config import SampleConfig
 from .sampling import describe, plan, resolve_for, sample
 
 EVAL_HOLDOUT = 1000  # the last 1000 built-in digits: DataConfig(holdout=1000) keeps them out of training
@@ -304,29 +303,6 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def _cli_progress(enabled: bool) -> tuple[Optional[Progress], Callable[[], None]]:
-    """A tqdm bar on stderr per stage, and a function that closes the open one."""
-    if not enabled:
-        return None, lambda: None
-    from tqdm import tqdm
-    state: dict = {"stage": None, "bar": None}
-
-    def close() -> None:
-        if state["bar"] is not None:
-            state["bar"].close()
-            state["bar"] = None
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage != state["stage"]:
-            close()
-            desc = "sample" if stage == "sample" else "measure"
-            state["stage"] = stage
-            state["bar"] = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-        bar = state["bar"]
-        bar.update(done - bar.n)
-    return progress, close
-
-
 def cmd_eval(args, user_error: type) -> int:
     """Run `ncsn eval`; input problems raise `user_error` with one line."""
     from .training import pick_device
@@ -339,11 +315,13 @@ def cmd_eval(args, user_error: type) -> int:
         device = pick_device(args.device)
     except (ValueError, RuntimeError) as e:
         raise user_error(str(e)) from e
-    progress, close = _cli_progress(not args.json and not args.quiet)
+    from .cli import sample_overrides  # cli imports this module lazily: no cycle at import time
+    from .progress import staged
+    overrides = sample_overrides(args)  # --config, --set sample.*, then the sampler flags
+    progress, close = staged(not args.json and not args.quiet)
     try:
         res = evaluate(args.checkpoint, n=args.n, seed=args.seed, use_ema=not args.no_ema, device=device,
-                       batch_size=args.batch_size, progress=progress,
-                       **{k: getattr(args, k, None) for k in SAMPLE_FIELDS})
+                       batch_size=args.batch_size, progress=progress, **overrides)
     except (CheckpointError, M.MetricsError, DataError) as e:
         raise user_error(str(e)) from e
     finally:

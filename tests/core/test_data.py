@@ -154,6 +154,34 @@ def test_torchvision_mnist_files_put_by_hand(tmp_path, name, sub):
     assert native.images.shape == (20, 1, 28, 28) and native.labels.dtype == torch.int64
 
 
+def test_mnist_gz_files_put_by_hand_load_without_a_network(tmp_path):
+    """torchvision's layout ROOT/MNIST/raw/ with the four .gz IDX files as fetched: unpacked on first use, read."""
+    rng = np.random.default_rng(1)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    train_images = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8)
+    for prefix, images in (("train", train_images), ("t10k", train_images[:3])):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, len(images), dtype=np.uint8))
+    data = load_dataset(DataConfig(dataset="mnist", root=str(tmp_path)))  # the training split: 12, not 3
+    assert len(data) == 12 and torch.equal(data.images[:, 0], torch.from_numpy(train_images))
+    assert (raw / "train-images-idx3-ubyte").exists()
+
+
+def test_mnist_partly_there_names_the_missing_files(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    write_idx(raw / "train-images-idx3-ubyte.gz", np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(DataError) as info:
+        load_dataset(DataConfig(dataset="mnist", root=str(tmp_path)))
+    msg = str(info.value)
+    assert "missing: train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz" in msg
+    assert "--dataset mnist-builtin" in msg and "--download" in msg
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        load_dataset(DataConfig(dataset="mnist", root=str(tmp_path)))
+
+
 # --- a folder of the user's own images ---------------------------------------------------------------
 @pytest.fixture
 def image_folder(tmp_path):
