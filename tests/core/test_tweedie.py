@@ -139,3 +139,39 @@ def final_digests() -> dict:
 
 def test_samples_are_bit_identical_to_the_main_branch():
     assert final_digests() == MAIN_DIGESTS
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    from ncsn_core.checkpoint import save_checkpoint
+    cfg = get_preset("mnist-cpu-levels").override("model", channels=(8, 8, 8)).override("noise", num_classes=3)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny") / "ckpt_00000001.pt"
+    return str(save_checkpoint(path, cfg, 1, build_model(cfg).eval()))
+
+
+def _strip(tmp_path, checkpoint: str, view: str):
+    from ncsn_core.cli import main
+    from ncsn_core.export import read_png_meta
+    import numpy as np
+    path = tmp_path / f"strip-{view}.png"
+    assert main(["sample", "--checkpoint", checkpoint, "--n", "3", "--n-steps-each", "2", "--init", "gaussian",
+                 "--out", str(tmp_path / "s.png"), "--level-strip", str(path), "--strip-view", view, "--quiet"]) == 0
+    assert read_png_meta(path)["strip_view"] == view
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"))
+
+
+def test_cli_level_strip_shows_x_the_denoised_estimate_or_both(tmp_path, tiny_checkpoint, capsys):
+    x, d, both = (_strip(tmp_path, tiny_checkpoint, v) for v in ("x", "denoised", "both"))
+    assert x.shape == d.shape == (3 * 30 + 2, 3 * 30 + 2)  # 3 samples x 3 levels of 28 px, 2 px apart
+    assert both.shape == (2 * 3 * 30 + 2, 3 * 30 + 2)  # two rows per sample
+    rows = lambda img, k: img[2 + 30 * k: 30 * (k + 1)]  # noqa: E731 - the k-th row of cells
+    for k in range(3):  # the same seeded chain: "both" interleaves the other two strips
+        assert (rows(both, 2 * k) == rows(x, k)).all() and (rows(both, 2 * k + 1) == rows(d, k)).all()
+    assert not (x == d).all()
+    capsys.readouterr()
+    from ncsn_core.cli import main
+    assert main(["sample", "--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "s.png"),
+                 "--strip-view", "both"]) == 2
+    assert "add --level-strip" in capsys.readouterr().err
