@@ -180,7 +180,7 @@ def cmd_sample(args) -> int:
     from .sampling import describe, sample
     from .export import ChainRecorder, LevelStrip
     if args.strip_view and not args.level_strip:
-        raise UserError(f"--strip-view {args.strip_view} sets what --level-strip PNG shows: add --level-strip strip.png")
+        raise UserError(f"--strip-view {args.strip_view} sets what the level strip shows: add --level-strip strip.png")
     device = _device(args)
     ld = _load(args.checkpoint, device, use_ema=not args.no_ema)
     cfg = ld.config

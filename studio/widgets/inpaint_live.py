@@ -1,5 +1,5 @@
-"""Inpainting as it runs: every chain's current x on a scrubbable level timeline, and completion 1 at the end of
-each level (each sigma step for the Heun ODE)."""
+"""Inpainting as it runs: every chain (its x, the model's denoised estimate or both) on a scrubbable level timeline,
+and completion 1 at the end of each level (each sigma step for the Heun ODE)."""
 from __future__ import annotations
 
 from typing import List, Optional, Tuple
@@ -15,8 +15,8 @@ class InpaintLive(QGroupBox):
     """`chains` (the shared ChainView) above a strip of completion 1 at each level's end, captioned with sigma_i."""
 
     def __init__(self, parent: Optional[QWidget] = None):
-        super().__init__("2 \u00b7 Live: every chain's current x", parent)
-        self.chains = ChainView("The chains appear here while they run")
+        super().__init__("2 \u00b7 Live: every chain as it runs", parent)
+        self.chains = ChainView("The chains appear here while they run", "inpaint/chain_show")
         self.strip_view = ImageRow("(filled in as the levels end)")
         self.strip_view.setMinimumHeight(70)
         self._strip: List[Tuple[np.ndarray, str]] = []
