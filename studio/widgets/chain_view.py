@@ -34,17 +34,23 @@ def _speed_text(speed: float, unit: str) -> str:
 
 class Frame(NamedTuple):
     """One picture of the chains: its label, x (B, C, H, W), the model's denoised estimate (None if the state had
-    none) and the sigma that estimate belongs to (LangevinState.denoised_sigma)."""
+    none), the sigma that estimate belongs to (LangevinState.denoised_sigma) and whether that sigma is the Heun
+    step's sigma raised by churn noise rather than the state's own."""
     label: str
     x: np.ndarray
     denoised: Optional[np.ndarray] = None
     sigma: float = float("nan")
+    churned: bool = False
 
 
-def side_by_side(x: np.ndarray, denoised: np.ndarray, gap: int = 2, gap_value: float = 0.4) -> np.ndarray:
-    """(B, C, H, W) twice -> (B, C, H, 2W + gap): each chain's x left of its estimate, a grey line between."""
-    line = np.full((*x.shape[:-1], gap), gap_value, dtype=np.float32)
-    return np.concatenate([np.asarray(x, np.float32), line, np.asarray(denoised, np.float32)], axis=-1)
+def side_by_side(x: np.ndarray, denoised: np.ndarray, line: float = 0.4) -> np.ndarray:
+    """(B, C, H, W) twice -> (B, C, H + 2, 2W + 3): each chain's x left of its estimate, the pair boxed by a grey
+    line (value `line`) so that it reads as one tile among the others on a black background."""
+    b, c, h, w = x.shape
+    out = np.full((b, c, h + 2, 2 * w + 3), line, np.float32)
+    out[..., 1:-1, 1:w + 1] = x
+    out[..., 1:-1, w + 2:-1] = denoised
+    return out
 
 
 class ChainView(QWidget):
@@ -54,10 +60,12 @@ class ChainView(QWidget):
     step). `snapshots` holds a Frame at the end of each level and then the final images; while a chain runs, the
     timeline's last position is the live frame and the view follows it unless the user scrubbed back. The show
     buttons pick x, the denoised estimate or both (`set_show`; remembered under `settings_key`). `level_label`
-    describes the newest state; `level_finished(level, sigma, x)` marks each level's end.
+    describes the newest state; `level_finished(level, sigma, x)` marks each level's end (its Frame is then
+    `snapshots[-1]`); `show_changed(mode)` follows the show buttons.
     """
 
     level_finished = Signal(int, float, object)
+    show_changed = Signal(str)
 
     def __init__(self, placeholder: str, settings_key: Optional[str] = None, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -143,6 +151,7 @@ class ChainView(QWidget):
         if self._settings_key:
             settings.set_value(self._settings_key, self.show_mode())
         self._show_position(self.timeline.value(), immediate=True)
+        self.show_changed.emit(self.show_mode())
 
     # --- a run ---------------------------------------------------------------------------------
     def start(self, model_levels: Optional[Sequence[int]] = None, sampler: str = "annealed_langevin") -> None:
@@ -165,6 +174,7 @@ class ChainView(QWidget):
             self.levels_seen.append(st.level)
         end_of_level = st.step == st.n_steps and len(self.snapshots) == st.level
         denoised, sigma = getattr(st, "denoised", None), float(getattr(st, "denoised_sigma", float("nan")))
+        churned = sigma > st.sigma * (1 + 1e-6)  # Heun with churn: the score was read at the raised sigma
         if self._sampler == "heun":  # one state per sigma step: x has moved from sigma to sigma - step_size
             label = f"\u03c3 step {st.level + 1}/{st.n_levels}"
             frame = f"{label}, \u03c3 = {st.sigma:.3g} \u2192 {max(st.sigma - st.step_size, 0.0):.3g}"
@@ -176,9 +186,9 @@ class ChainView(QWidget):
             frame, snapshot = f"{label}, step {st.step}/{st.n_steps}", f"end of {label} (\u03c3 = {st.sigma:.3g})"
             header = self._level_header(st, label)
         if end_of_level:  # keep one snapshot per level (per sigma step)
-            self.snapshots.append(Frame(snapshot, st.x, denoised, sigma))
+            self.snapshots.append(Frame(snapshot, st.x, denoised, sigma, churned))
             self.level_finished.emit(st.level, st.sigma, st.x)
-        self.latest = Frame(frame, st.x, denoised, sigma)
+        self.latest = Frame(frame, st.x, denoised, sigma, churned)
         self.level_label.setText(header)
         following = self.timeline.value() >= self.timeline.maximum()
         self._set_timeline(len(self.snapshots), len(self.snapshots) if following else None)  # last: the live frame
@@ -207,13 +217,12 @@ class ChainView(QWidget):
         last = self.latest or Frame("", x)  # the final state: its estimate belongs to the final images
         x = last.x if x is None else x
         if completed and denoised:
-            self.snapshots.append(Frame("final (denoised)", x, last.denoised, last.sigma))
+            self.snapshots.append(Frame("final (denoised)", x, last.denoised, last.sigma, last.churned))
         elif completed and self.snapshots:
             self.snapshots[-1] = self.snapshots[-1]._replace(label=self.snapshots[-1].label + " = final", x=x)
         else:
             unit = "\u03c3 steps" if self._sampler == "heun" else "levels"
-            self.snapshots.append(Frame(f"stopped ({len(self.snapshots)} {unit} done)", x, last.denoised,
-                                        last.sigma))
+            self.snapshots.append(last._replace(label=f"stopped ({len(self.snapshots)} {unit} done)", x=x))
         self.latest = None
         self._final_captions, self._captions_note = captions, captions_note
         last = len(self.snapshots) - 1
@@ -253,7 +262,8 @@ class ChainView(QWidget):
             return frame.x, None, ""
         if frame.denoised is None:
             return frame.x, None, " \u00b7 x (this frame has no denoised estimate)"
-        what = f"x + \u03c3\u00b2 s(x, \u03c3) at \u03c3 = {frame.sigma:.3g}"
+        what = (f"x + \u03c3\u00b2 s(x, \u03c3) at \u03c3 = {frame.sigma:.3g}"
+                + (" (raised by churn)" if frame.churned else ""))
         if mode == "denoised":
             return frame.denoised, None, f" \u00b7 denoised estimate {what}"
         pairs = side_by_side(frame.x, frame.denoised)
