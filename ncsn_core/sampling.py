@@ -325,7 +325,7 @@ def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: 
                 x, t, noise_norm = x + z, t_hat, _norm(z)
             if project is not None:
                 x = project(x, t)
-            x_read, t_read, s = x, t, score_sigma(x, t)
+            x_read, s = x, score_sigma(x, t)
             d = -t * s  # = (x - D(x; t)) / t
             x_next = x + (t_next - t) * d
             if t_next > 0:  # Heun's correction (Alg. 1, lines 7-8)
@@ -338,7 +338,7 @@ def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: 
             if (i + 1) % yield_every == 0 or i == N - 1:
                 cmd = yield LangevinState(i, N, float(ts[i]), float(ts[i]) - t_next, 1, 1, i + 1, N, x, _norm(drift),
                                           noise_norm, float("nan"), final=i == N - 1,
-                                          denoised=tweedie(x_read, s, t_read), denoised_sigma=t_read)
+                                          denoised=tweedie(x_read, s, t), denoised_sigma=t)
                 if cmd == "stop":
                     return x
     return x
