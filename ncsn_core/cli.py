@@ -218,6 +218,8 @@ def cmd_sample(args) -> int:
     import dataclasses
     from .sampling import describe, sample
     from .export import ChainRecorder, LevelStrip
+    if args.strip_view and not args.level_strip:
+        raise UserError(f"--strip-view {args.strip_view} sets what the level strip shows: add --level-strip strip.png")
     device = _device(args)
     ld = _load(args.checkpoint, device, use_ema=not args.no_ema)
     cfg = ld.config
@@ -228,7 +230,7 @@ def cmd_sample(args) -> int:
     shape = (args.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     t0 = time.perf_counter()
     gen = sample(ld.model, sc, shape, seed=args.seed, device=device)
-    strip = LevelStrip(min(args.n, 8)) if args.level_strip else None
+    strip = LevelStrip(min(args.n, 8), args.strip_view or "x") if args.level_strip else None
     chain = ChainRecorder(min(args.n, 16), nrow=4) if args.gif else None
     sinks = [k for k in (strip, chain) if k is not None]
     x = _drain_with_progress(gen, pl.total_steps, "sample", not args.json and not args.quiet, sinks)
@@ -498,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help=".png grid or .npy array")
     p.add_argument("--nrow", type=int)
     p.add_argument("--level-strip", metavar="PNG", help="also write one column per noise level")
+    p.add_argument("--strip-view", choices=("x", "denoised", "both"),
+                   help="what the level strip shows: the chain's x (default), the model's denoised estimate "
+                        "x + sigma^2 s(x, sigma) (Tweedie's formula), or both (x above its estimate)")
     p.add_argument("--gif", metavar="GIF", help="also write the chain as an animated GIF")
     _common(p)
     p.set_defaults(func=cmd_sample)

@@ -69,27 +69,44 @@ def read_png_meta(path: Path) -> dict:
         return out
 
 
-class LevelStrip:
-    """Collects, at the end of each level, the first n_show samples: at most L x n_show images in memory."""
+STRIP_VIEWS = ("x", "denoised", "both")
 
-    def __init__(self, n_show: int = 8):
-        self.n_show = n_show
+
+class LevelStrip:
+    """Collects, at the end of each level, the first n_show samples: at most L x n_show images in memory (twice
+    that for view "both"). view: what a cell shows, the chain's x, the model's denoised estimate of the clean
+    image (LangevinState.denoised, Tweedie's formula), or both (each sample's x with its estimate below it)."""
+
+    def __init__(self, n_show: int = 8, view: str = "x"):
+        if view not in STRIP_VIEWS:
+            raise ValueError(f"level strip view {view!r} is unknown: choose one of {', '.join(STRIP_VIEWS)}")
+        self.n_show, self.view = n_show, view
         self.columns: List[torch.Tensor] = []
         self.sigmas: List[float] = []
 
     def add(self, state: LangevinState) -> None:
         if state.step == state.n_steps and len(self.columns) <= state.level:
-            self.columns.append(state.x[: self.n_show].detach().cpu().clamp(0, 1))
+            self.columns.append(self._cells(state).detach().cpu().clamp(0, 1))
             self.sigmas.append(state.sigma)
 
+    def _cells(self, state: LangevinState) -> torch.Tensor:
+        x = state.x[: self.n_show]
+        if self.view == "x":
+            return x
+        if state.denoised is None:
+            raise ValueError("this state carries no denoised estimate: use the level strip view 'x'")
+        d = state.denoised[: self.n_show]
+        return d if self.view == "denoised" else torch.stack((x, d), dim=1).flatten(0, 1)  # x, then its estimate
+
     def image(self) -> np.ndarray:
-        """Rows = samples, columns = levels sigma_1 ... sigma_L (reproduction report, Fig. 4b)."""
-        cols = torch.stack(self.columns, dim=1)  # (n, L, C, H, W)
+        """Rows = samples (view "both": two rows each, x above its denoised estimate), columns = levels
+        sigma_1 ... sigma_L (reproduction report, Fig. 4b)."""
+        cols = torch.stack(self.columns, dim=1)  # (rows, L, C, H, W)
         n, L = cols.shape[:2]
         return to_uint8(make_grid(cols.reshape(n * L, *cols.shape[2:]), nrow=L))
 
     def save(self, path: Path, meta: Optional[dict] = None) -> Path:
-        return save_png(self.image(), path, {**(meta or {}), "columns_sigma": self.sigmas})
+        return save_png(self.image(), path, {**(meta or {}), "columns_sigma": self.sigmas, "strip_view": self.view})
 
 
 class ChainRecorder:

@@ -11,7 +11,9 @@ paper's update has stationary variance sigma_i^2 / (1 - alpha_i / (4 sigma_i^2))
 removes half of the excess. The excess variance shows up in images as extra ink (thicker digits).
 
 Each sampler yields every `yield_every` steps and at the end of every level, keeps only the current x,
-and stops early when sent "stop" (it then yields nothing more).
+and stops early when sent "stop" (it then yields nothing more). Every state also carries the model's denoised
+estimate of the clean image (Tweedie's formula), made from the score the step already computed: no extra
+network evaluation.
 """
 from __future__ import annotations
 
@@ -30,7 +32,14 @@ Seed = Union[int, torch.Generator, None]
 class LangevinState:
     """One snapshot of a chain. x: (B, ...) current samples (do not modify). step counts from 1 within
     the level; global_step over the whole run. score_norm / noise_norm: batch means of |alpha/2 * s| and
-    |sqrt(alpha) * z|; snr their ratio (NCSNv2's diagnostic). final: the last state of the run."""
+    |sqrt(alpha) * z|; snr their ratio (NCSNv2's diagnostic). final: the last state of the run.
+
+    denoised: (B, ...) the model's estimate of the clean image, tweedie(x', s(x', sigma'), sigma') = E[x_0 | x'],
+    for the x' and sigma' of the last network evaluation before this state: x' is the chain's x *before* this
+    step's update (after inpainting's reset of its known pixels; for the Heun ODE after the churn noise), not
+    the x reported here; sigma' = denoised_sigma, the state's sigma except for Heun with churn (its raised
+    sigma_hat). The final state of a run with `denoise` reports the denoising step's own estimate (its x
+    before the known pixels are pasted back). None only for states made outside these samplers."""
     level: int
     n_levels: int
     sigma: float
@@ -44,6 +53,14 @@ class LangevinState:
     noise_norm: float
     snr: float
     final: bool = False
+    denoised: Optional[torch.Tensor] = None
+    denoised_sigma: float = float("nan")
+
+
+def tweedie(x: torch.Tensor, score: torch.Tensor, sigma: float) -> torch.Tensor:
+    """E[x_0 | x] = x + sigma^2 s(x, sigma) for x = x_0 + sigma z, z ~ N(0, I) (Tweedie's formula; Efron 2011):
+    the denoised estimate of the clean image given the noisy x and the score at its noise scale."""
+    return x + sigma ** 2 * score
 
 
 def make_generator(seed: Seed, device) -> torch.Generator:
@@ -117,14 +134,17 @@ def _chain(score_at: Callable[[torch.Tensor, int], torch.Tensor], x: torch.Tenso
             n_steps = steps[i]
             for t in range(1, n_steps + 1):
                 z = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
-                x, drift, noise = langevin_step(x, score_at(x, i), alpha, z, scale)
+                x_read, s = x, score_at(x, i)  # the x the score was evaluated at: its denoised estimate is free
+                x, drift, noise = langevin_step(x, s, alpha, z, scale)
                 if project is not None:
                     x = project(x, i, False)
                 gstep += 1
                 if t % yield_every == 0 or t == n_steps:
                     sn, nn_ = _norm(drift), _norm(noise)
-                    cmd = yield LangevinState(i, L, float(sigmas[i]), alpha, t, n_steps, gstep, total, x,
-                                              sn, nn_, sn / max(nn_, 1e-12), final=(gstep == total))
+                    sigma = float(sigmas[i])
+                    cmd = yield LangevinState(i, L, sigma, alpha, t, n_steps, gstep, total, x,
+                                              sn, nn_, sn / max(nn_, 1e-12), final=(gstep == total),
+                                              denoised=tweedie(x_read, s, sigma), denoised_sigma=sigma)
                     if cmd == "stop":
                         return x
     return x
@@ -192,9 +212,10 @@ def _finish(chain, denoise: bool, score_at, sigmas: torch.Tensor, post: Optional
     if denoise and last is not None and last.final:
         with torch.no_grad():
             s = score_at(x, len(sigmas) - 1)
-            x = x + float(sigmas[-1]) ** 2 * s
-            x = post(x) if post is not None else x
-        yield LangevinState(**{**last.__dict__, "x": x, "final": True})
+            denoised = tweedie(x, s, float(sigmas[-1]))
+            x = post(denoised) if post is not None else denoised
+        yield LangevinState(**{**last.__dict__, "x": x, "final": True, "denoised": denoised,
+                               "denoised_sigma": float(sigmas[-1])})
     return x
 
 
@@ -245,7 +266,7 @@ def _pc_chain(score_at, x: torch.Tensor, sigmas: Sequence[float], n_steps: Seque
         for i in range(L):
             n = n_steps[i] + 1
             for t in range(1, n + 1):
-                s = score_at(x, i)
+                x_read, s = x, score_at(x, i)
                 if t < n:  # corrector (Langevin at sigma_i); written as Alg. 1's update with alpha = 2 eps
                     z = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
                     eps = 2 * (snr * _norm(z) / max(_norm(s), 1e-12)) ** 2
@@ -263,8 +284,10 @@ def _pc_chain(score_at, x: torch.Tensor, sigmas: Sequence[float], n_steps: Seque
                 gstep += 1
                 if t % yield_every == 0 or t == n:
                     sn, nn_ = _norm(drift), _norm(noise)
-                    cmd = yield LangevinState(i, L, float(sigmas[i]), step_size, t, n, gstep, total, x, sn, nn_,
-                                              sn / nn_ if nn_ > 0 else float("nan"), final=gstep == total)
+                    sigma = float(sigmas[i])
+                    cmd = yield LangevinState(i, L, sigma, step_size, t, n, gstep, total, x, sn, nn_,
+                                              sn / nn_ if nn_ > 0 else float("nan"), final=gstep == total,
+                                              denoised=tweedie(x_read, s, sigma), denoised_sigma=sigma)
                     if cmd == "stop":
                         return x
     return x
@@ -288,7 +311,8 @@ def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: 
     deterministic (the randomness is all in the start); churn > 0 is their Alg. 2: before each step, noise
     raises sigma by a factor 1 + gamma, gamma = min(churn / N, sqrt(2) - 1), which lets the chain correct the
     errors of an imperfect score. `project(x, sigma)` sets the known pixels to their value at sigma.
-    One state per sigma step (level = step index; noise_norm is the churn noise's, snr NaN)."""
+    One state per sigma step (level = step index; noise_norm is the churn noise's, snr NaN); its denoised is
+    D(x; t) = x + t^2 s(x, t) at the step's start (after churn and projection: t = sigma_hat with churn)."""
     N = len(ts)
     gamma = min(churn / N, 2 ** 0.5 - 1)
     with torch.no_grad():
@@ -301,7 +325,8 @@ def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: 
                 x, t, noise_norm = x + z, t_hat, _norm(z)
             if project is not None:
                 x = project(x, t)
-            d = -t * score_sigma(x, t)  # = (x - D(x; t)) / t
+            x_read, s = x, score_sigma(x, t)
+            d = -t * s  # = (x - D(x; t)) / t
             x_next = x + (t_next - t) * d
             if t_next > 0:  # Heun's correction (Alg. 1, lines 7-8)
                 if project is not None:
@@ -312,7 +337,8 @@ def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: 
             x = x_next if project is None or t_next > 0 else project(x_next, 0.0)
             if (i + 1) % yield_every == 0 or i == N - 1:
                 cmd = yield LangevinState(i, N, float(ts[i]), float(ts[i]) - t_next, 1, 1, i + 1, N, x, _norm(drift),
-                                          noise_norm, float("nan"), final=i == N - 1)
+                                          noise_norm, float("nan"), final=i == N - 1,
+                                          denoised=tweedie(x_read, s, t), denoised_sigma=t)
                 if cmd == "stop":
                     return x
     return x

@@ -44,7 +44,7 @@ class SampleTab(Tab):
         self.levels = LevelPicker()
         self.run_bar = RunBar(self.controller, "Run", "Run the sampler (F5)")
         self.banner = MessageBanner(self)
-        self.chains = ChainView("Press Run to watch the chain move from noise to digits")
+        self.chains = ChainView("Press Run to watch the chain move from noise to digits", "sample/chain_show")
         self.run_bar.progress.setFormat("step %v / %m")
         self.export_buttons = {}
         exports = QHBoxLayout()

@@ -90,7 +90,7 @@ def test_chain_view_keeps_one_snapshot_per_level_and_scrubs(qtbot):
     assert ended == [(0, 1.0), (1, 0.1)] and view.levels_seen == [0, 1]
     assert "level 2/2" in view.level_label.text() and "\u03c3_2 = 0.1" in view.level_label.text()
     view.finish(np.zeros((4, 1, 3, 3), np.float32), completed=True, denoised=True, captions=["7"] * 4)
-    assert [label for label, _ in view.snapshots][-1] == "final (denoised)" and view.timeline.maximum() == 2
+    assert view.snapshots[-1].label == "final (denoised)" and view.timeline.maximum() == 2
     assert view.view.captions() == ["7"] * 4 and view.play_button.isEnabled()
     view.timeline.setValue(0)
     assert "end of level 1/2" in view.caption.text()
