@@ -137,6 +137,7 @@ def final_digests() -> dict:
     return out
 
 
+@pytest.mark.skipif(not torch.__version__.startswith("2.14"), reason="digests recorded with torch 2.14's CPU kernels")
 def test_samples_are_bit_identical_to_the_main_branch():
     assert final_digests() == MAIN_DIGESTS
 
