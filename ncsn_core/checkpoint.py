@@ -1,6 +1,7 @@
 """Self-describing, versioned checkpoints: written atomically, loaded without executing pickled code."""
 from __future__ import annotations
 
+import logging
 import pickle
 import pickletools
 import re
@@ -17,6 +18,7 @@ from .models import ScoreModel, build_model
 
 FORMAT_VERSION = 1
 CKPT_RE = re.compile(r"^ckpt_(\d{8})\.pt$")
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -155,6 +157,11 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: Path) -> Optional[Path]:
-    """Newest complete checkpoint of a run folder (temp files of an interrupted save are ignored)."""
-    ckpts = list_checkpoints(run_dir)
-    return ckpts[-1] if ckpts else None
+    """Newest complete checkpoint of a run folder: temp files of an interrupted save (*.tmp) are not listed, and
+    a torn ckpt_*.pt (no zip directory at its end, e.g. copied by hand and cut short) is passed over, with a
+    warning, for the one before it."""
+    for p in reversed(list_checkpoints(run_dir)):
+        if zipfile.is_zipfile(p):
+            return p
+        log.warning("skipping %s: truncated or damaged (no zip directory); using an earlier checkpoint", p)
+    return None

@@ -265,7 +265,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             bad = ~torch.isfinite(res.per_example)
             levels = sorted(set(res.labels[bad].tolist())) or sorted(set(res.labels.tolist()))
             last = latest_checkpoint(run.path)
-            msg = (f"loss became {float(res.loss)} at step {step + 1} (noise level(s) {levels}, sigma "
+            msg = (f"loss became {float(res.loss.detach())} at step {step + 1} (noise level(s) {levels}, sigma "
                    f"{', '.join(f'{float(sigmas[i]):.4g}' for i in levels)}); training stopped before the update. "
                    f"Last good checkpoint: {last or 'none yet'}. Lower the learning rate or check the data.")
             run.log({"step": step + 1, "event": "diverged", "message": msg})
