@@ -79,9 +79,8 @@ def read_mask(path, what: str = "mask") -> np.ndarray:
     grey value times alpha above one half."""
     im = _open(path, what)
     if _has_alpha(im):
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-        grey = np.asarray(Image.fromarray((rgba[..., :3] * 255).astype(np.uint8)).convert("L"), np.float32) / 255.0
-        return grey * rgba[..., 3] > 0.5
+        la = np.asarray(im.convert("RGBA").convert("LA"), dtype=np.float32) / 255.0
+        return la[..., 0] * la[..., 1] > 0.5
     try:
         return np.asarray(pil_mode(im, 1), dtype=np.float32) / 255.0 > 0.5
     except ValueError as e:

@@ -20,7 +20,8 @@ import numpy as np
 
 from ncsn_core.config import ModelConfig, SampleConfig, ToySettings, check_data_mean
 from ncsn_core.resources import BUILTIN_MODEL, load_builtin_mnist  # numpy only: no torch on the GUI thread
-from ncsn_core.images import read_image as read_image_file, to_model_image  # noqa: F401 (numpy + Pillow; the CLI's)
+from ncsn_core.images import (fit_mask, read_image as read_image_file, read_mask,  # noqa: F401 (numpy + Pillow:
+                               to_model_image)                                  # the CLI's readers)
 
 
 # --- checkpoints and resources ------------------------------------------------------------------

@@ -35,10 +35,10 @@ def image_to_qimage(image: np.ndarray) -> QImage:
 def read_mask_png(path: Path, size: Tuple[int, int]) -> Tuple[np.ndarray, Optional[Tuple[int, int]]]:
     """Read a mask file (white = keep, alpha multiplies it) -> (fill mask bool (H, W), original (W, H) if it was
     resized else None), as `ncsn inpaint` reads it (ncsn_core.images). ValueError says why a file is refused."""
-    from ncsn_core.images import fit_mask, read_mask
-    known = read_mask(path, "mask")
+    from .. import jobs
+    known = jobs.read_mask(path, "mask")
     resized = None if known.shape == tuple(size) else (known.shape[1], known.shape[0])
-    return ~fit_mask(known, size), resized
+    return ~jobs.fit_mask(known, size), resized
 
 
 def write_mask_png(fill: np.ndarray, path: Path) -> Path:

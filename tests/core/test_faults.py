@@ -7,7 +7,6 @@ import pickle
 import random
 import signal
 import struct
-import sys
 import time
 import zlib
 from pathlib import Path

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import TINY_OVERRIDES, close_tab, wait_idle
 from ncsn_core import checkpoint as ckpt_mod
-from ncsn_core.checkpoint import load_checkpoint, save_checkpoint
+from ncsn_core.checkpoint import load_checkpoint
 from ncsn_core.images import ImageError
 from ncsn_core.models import build_model
 from studio import jobs
@@ -124,7 +124,8 @@ def test_inpaint_tab_refuses_bad_images_and_keeps_the_current_one(qtbot, inpaint
     assert tab.open_image(tmp_path / "i16.png")
     assert abs(float(tab.image().mean()) - 0.5) < 0.01
     assert "56\u00d756" in tab.run_bar.status.text() and "28\u00d728" in tab.run_bar.status.text()
-    assert tab.run_bar.run_button.isEnabled() or tab._problem() is not None
+    tab.source.quick_mask_chosen.emit("Bottom half")  # still usable: a mask, and Run is on
+    assert tab.editor.canvas.mask()[14:].all() and tab.run_bar.run_button.isEnabled()
 
 
 def test_inpaint_mask_files_bad_or_of_another_size(qtbot, inpaint_tab, tmp_path):
