@@ -1,7 +1,9 @@
 """Self-describing, versioned checkpoints: written atomically, loaded without executing pickled code."""
 from __future__ import annotations
 
+import logging
 import pickle
+import pickletools
 import re
 import zipfile
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from .models import ScoreModel, build_model
 
 FORMAT_VERSION = 1
 CKPT_RE = re.compile(r"^ckpt_(\d{8})\.pt$")
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -57,6 +60,33 @@ def save_checkpoint(path: Path, config: Config, step: int, model: torch.nn.Modul
     return Path(path)
 
 
+# opcodes that import or call something: a pickle with none of them holds only plain data
+_CODE_OPS = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
+
+
+def _pickle_runs_code(path: Path) -> bool:
+    """Whether a bare pickle file would import or call Python objects when unpickled: its opcodes are read,
+    nothing is executed. False for a file that is not a pickle at all (or too torn to read)."""
+    with open(path, "rb") as f:
+        if f.read(1) != b"\x80":  # PROTO, the first opcode of every pickle since protocol 2
+            return False
+        f.seek(0)
+        try:
+            return any(op.name in _CODE_OPS for op, _arg, _pos in pickletools.genops(f))
+        except Exception:  # a torn pickle: genops stops at the tear (ValueError, EOFError, ...)
+            return False
+
+
+def _damaged_member(path: Path) -> Optional[str]:
+    """The first archive member whose bytes fail their CRC ("data/3: bad CRC"), or None when all are intact."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        return f"{type(e).__name__}: {e}"
+    return None if bad is None else f"{bad.split('/', 1)[-1]}: bad CRC"
+
+
 def read_state(path: Path, map_location="cpu") -> dict:
     """The raw checkpoint dict, with weights_only=True (no code runs); every failure is a CheckpointError."""
     path = Path(path)
@@ -68,14 +98,20 @@ def read_state(path: Path, map_location="cpu") -> dict:
             raise CheckpointError(f"run folder {path} holds no complete checkpoint yet (looked in {path}/checkpoints)")
         path = found
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a torn copy loses its directory
+        if _pickle_runs_code(path):  # a bare pickle (torch's legacy format, or pickle.dump): never unpickled
+            raise CheckpointError(f"{path} contains pickled Python code/objects, refused, nothing was executed: "
+                                  f"only load checkpoints you trust, saved by NCSN Studio")
         raise CheckpointError(f"{path} is truncated or damaged, or not a checkpoint saved by NCSN Studio; use an "
                               f"earlier checkpoint of the run")
+    bad = _damaged_member(path)
+    if bad is not None:  # torch.load does not check the zip's CRCs: flipped bytes would load as wrong weights
+        raise CheckpointError(f"{path} is damaged ({bad}); use an earlier checkpoint of the run")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path} contains Python objects that are not plain tensors and numbers; refusing to "
-                              f"load it, since unpickling could run code. Only load checkpoints you trust, "
-                              f"saved by NCSN Studio") from e
+    except pickle.UnpicklingError as e:  # weights_only refuses any global outside torch's allow-list before calling it
+        what = re.search(r"GLOBAL (\S+)", str(e))
+        raise CheckpointError(f"{path} contains pickled Python code/objects{f' ({what[1]})' if what else ''}, refused, "
+                              f"nothing was executed: only load checkpoints you trust, saved by NCSN Studio") from e
     except Exception as e:  # torch raises many kinds on torn files (RuntimeError, EOFError, KeyError, ...)
         raise CheckpointError(f"{path} is truncated or damaged ({type(e).__name__}); use an earlier checkpoint "
                               f"of the run") from e
@@ -121,6 +157,11 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: Path) -> Optional[Path]:
-    """Newest complete checkpoint of a run folder (temp files of an interrupted save are ignored)."""
-    ckpts = list_checkpoints(run_dir)
-    return ckpts[-1] if ckpts else None
+    """Newest complete checkpoint of a run folder: temp files of an interrupted save (*.tmp) are not listed, and
+    a torn ckpt_*.pt (no zip directory at its end, e.g. copied by hand and cut short) is passed over, with a
+    warning, for the one before it."""
+    for p in reversed(list_checkpoints(run_dir)):
+        if zipfile.is_zipfile(p):
+            return p
+        log.warning("skipping %s: truncated or damaged (no zip directory); using an earlier checkpoint", p)
+    return None

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .checkpoint import CheckpointError
 from .config import (ARCHS, INITS, LOSSES, SAMPLE_FIELDS, Config, ConfigError, PRESETS, check_partial, get_preset,
                      load_config_file, merge, parse_sets)
 from .progress import bar as _progress
@@ -249,23 +250,16 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _read_image(path: str, channels: int, size: int, what: str) -> tuple[torch.Tensor, tuple]:
-    from PIL import Image, UnidentifiedImageError
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{what} {p} does not exist")
+def _read_inpaint_inputs(args, channels: int, size: int) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """--image as (C, size, size) in [0, 1], --mask as (1, size, size) with 1 = known pixel, the file's (W, H)."""
+    from .images import ImageError, check_same_size, fit_mask, read_image, read_mask, to_model_image
     try:
-        with Image.open(p) as im:
-            orig = im.size
-            im = im.convert("L" if channels == 1 else "RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"{what} {p} is not a readable image ({e})") from e
-    t = torch.from_numpy(arr)
-    t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
-    return t, orig
+        image, known = read_image(args.image, "--image"), read_mask(args.mask, "--mask")
+        check_same_size(image, known, f"--image {args.image}", f"--mask {args.mask}")
+    except ImageError as e:
+        raise UserError(str(e)) from e
+    mask = torch.from_numpy(fit_mask(known, (size, size))).float()[None]
+    return torch.from_numpy(to_model_image(image, size, channels)), mask, (image.shape[1], image.shape[0])
 
 
 def cmd_inpaint(args) -> int:
@@ -275,14 +269,9 @@ def cmd_inpaint(args) -> int:
     ld = _load(args.checkpoint, device, use_ema=not args.no_ema)
     cfg = ld.config
     size, ch = cfg.data.image_size, cfg.data.channels
-    image, orig = _read_image(args.image, ch, size, "--image")
-    mask, mask_size = _read_image(args.mask, 1, size, "--mask")
-    if mask_size != orig:
-        raise UserError(f"--mask is {mask_size[0]}x{mask_size[1]} but --image is {orig[0]}x{orig[1]}: "
-                        f"they must have the same size")
+    image, mask, orig = _read_inpaint_inputs(args, ch, size)  # mask: white = keep (known pixel)
     if orig != (size, size) and not args.json:
         print(f"note: resized the {orig[0]}x{orig[1]} image and mask to the model's {size}x{size}", file=sys.stderr)
-    mask = (mask > 0.5).float()  # white = keep (known pixel)
     sc, pl = _sample_settings(args, cfg, ld.model)
     s = {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe}
     images = image[None].expand(args.n, -1, -1, -1).to(device)
@@ -556,7 +545,7 @@ def main(argv: Optional[list] = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (UserError, ConfigError) as e:
+    except (UserError, ConfigError, CheckpointError) as e:  # a bad file or a failed save: one line
         if args.debug:
             traceback.print_exc()
         print(f"ncsn: error: {e}", file=sys.stderr)

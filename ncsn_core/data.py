@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig
+from .images import pil_mode as _pil_mode  # one conversion for training data and inpainting
 from .resources import (BUILTIN_MNIST, BUILTIN_MODEL, MNIST_FILES, RESOURCES, DataError,  # noqa: F401 (re-exported)
                         load_builtin_mnist, read_idx, verify_checksum)
 
@@ -125,24 +126,6 @@ def _to_format(x: torch.Tensor, channels: int, size: int, chunk: int = 4096) -> 
                                                 antialias=True)
         out[i:i + chunk] = f.round().clamp(0, 255).to(torch.uint8)
     return out
-
-
-def _pil_mode(im, channels: int):
-    """A PIL image in mode 'L' (channels=1) or 'RGB' (channels=3). Transparent pixels are composited on white;
-    16-bit images are scaled to 8 bits rather than clipped (PIL's convert('L') would clip)."""
-    from PIL import Image
-    target = "L" if channels == 1 else "RGB"
-    if im.mode.startswith("I") or im.mode == "F":
-        a = np.asarray(im, dtype=np.float64)
-        if im.mode.startswith("I;16") or (im.mode == "I" and a.max(initial=0) > 255):
-            a = a / 257.0
-        elif im.mode == "F" and a.max(initial=0) <= 1.0:
-            a = a * 255.0
-        im = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
-    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
-        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
-    return im if im.mode == target else im.convert(target)
 
 
 def _pil_to_array(im, channels: int) -> np.ndarray:

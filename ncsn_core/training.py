@@ -13,7 +13,7 @@ from typing import Generator, Optional, Union
 import numpy as np
 import torch
 
-from .checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints, read_state, save_checkpoint
+from .checkpoint import CheckpointError, checkpoint_path, latest_checkpoint, list_checkpoints, read_state, save_checkpoint
 from .config import Config
 from .data import load_dataset, mean_image, preprocess
 from .losses import NoiseDraw, compute_loss, loss_per_level
@@ -239,8 +239,13 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     draw = NoiseDraw(tc.sigma_sampling, tc.lognormal_mean, tc.lognormal_std)
 
     def save() -> CheckpointSaved:
-        p = save_checkpoint(checkpoint_path(run.path, step), cfg, step, model, opt,
-                            ema.shadow if ema else None)
+        p = checkpoint_path(run.path, step)
+        try:
+            save_checkpoint(p, cfg, step, model, opt, ema.shadow if ema else None)
+        except OSError as e:  # disk full, read-only folder: atomic_write kept the previous checkpoints intact
+            raise CheckpointError(f"could not write {p} ({e.strerror or e}): training stopped at step {step}; last "
+                                  f"good checkpoint: {latest_checkpoint(run.path) or 'none'}. Free disk space or make "
+                                  f"the run folder writable, then resume it (ncsn train --resume {run.path})") from e
         if keep_last:
             run.prune(keep_last)
         return CheckpointSaved(str(p), step)
@@ -260,7 +265,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             bad = ~torch.isfinite(res.per_example)
             levels = sorted(set(res.labels[bad].tolist())) or sorted(set(res.labels.tolist()))
             last = latest_checkpoint(run.path)
-            msg = (f"loss became {float(res.loss)} at step {step + 1} (noise level(s) {levels}, sigma "
+            msg = (f"loss became {float(res.loss.detach())} at step {step + 1} (noise level(s) {levels}, sigma "
                    f"{', '.join(f'{float(sigmas[i]):.4g}' for i in levels)}); training stopped before the update. "
                    f"Last good checkpoint: {last or 'none yet'}. Lower the learning rate or check the data.")
             run.log({"step": step + 1, "event": "diverged", "message": msg})

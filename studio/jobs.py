@@ -20,6 +20,8 @@ import numpy as np
 
 from ncsn_core.config import ModelConfig, SampleConfig, ToySettings, check_data_mean
 from ncsn_core.resources import BUILTIN_MODEL, load_builtin_mnist  # numpy only: no torch on the GUI thread
+from ncsn_core.images import (fit_mask, read_image as read_image_file, read_mask,  # noqa: F401 (numpy + Pillow:
+                               to_model_image)                                  # the CLI's readers)
 
 
 # --- checkpoints and resources ------------------------------------------------------------------
@@ -365,35 +367,6 @@ def inpaint_results(image: np.ndarray, known: np.ndarray, x: np.ndarray) -> dict
     completions = np.clip(x * (1 - m) + image[None] * m, 0, 1).astype(np.float32)
     return {"original": image.copy(), "occluded": image * m, "completions": completions, "raw": x.copy(),
             "known": known.copy()}
-
-
-def to_model_image(image: np.ndarray, size: int, channels: int) -> np.ndarray:
-    """(H, W), (H, W, 3) or (H, W, 4) array (uint8 or float in [0, 1]) -> (C, size, size) float32 in [0, 1]
-    (bilinear resize as `ncsn inpaint` does; grey <-> RGB as PIL converts)."""
-    from PIL import Image
-    a = np.asarray(image)
-    if a.dtype != np.uint8:
-        a = (np.clip(a.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
-        raise ValueError(f"an image must be (H, W) or (H, W, 3), got shape {a.shape}")
-    im = Image.fromarray(a).convert("L" if channels == 1 else "RGB")
-    if im.size != (size, size):
-        im = im.resize((size, size), Image.BILINEAR)
-    out = np.asarray(im, dtype=np.float32) / 255.0
-    return out[None] if out.ndim == 2 else out.transpose(2, 0, 1).copy()
-
-
-def read_image_file(path: Path) -> np.ndarray:
-    """An image file as an (H, W) or (H, W, 3) uint8 array; ValueError with the reason if unreadable."""
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-            return np.asarray(im.convert("L" if grey else "RGB"))
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path} is not a readable image ({e})") from e
 
 
 def export_inpaint_row(results: dict, info: CheckpointInfo, path: str) -> Path:

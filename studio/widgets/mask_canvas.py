@@ -33,21 +33,12 @@ def image_to_qimage(image: np.ndarray) -> QImage:
 
 
 def read_mask_png(path: Path, size: Tuple[int, int]) -> Tuple[np.ndarray, Optional[Tuple[int, int]]]:
-    """Read a mask PNG (white = keep) -> (fill mask bool (H, W), original (W, H) if it was resized else None).
-    As the CLI does, a pixel is known when its grey value is above one half."""
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L")
-            resized = None
-            if (im.width, im.height) != (size[1], size[0]):
-                resized = (im.width, im.height)
-                im = im.resize((size[1], size[0]), Image.NEAREST)
-            known = np.asarray(im, dtype=np.float32) / 255.0 > 0.5
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path} is not a readable image ({e}); a mask is a PNG with white = keep, "
-                         f"black = to fill") from e
-    return ~known, resized
+    """Read a mask file (white = keep, alpha multiplies it) -> (fill mask bool (H, W), original (W, H) if it was
+    resized else None), as `ncsn inpaint` reads it (ncsn_core.images). ValueError says why a file is refused."""
+    from .. import jobs
+    known = jobs.read_mask(path, "mask")
+    resized = None if known.shape == tuple(size) else (known.shape[1], known.shape[0])
+    return ~jobs.fit_mask(known, size), resized
 
 
 def write_mask_png(fill: np.ndarray, path: Path) -> Path:
@@ -601,7 +592,7 @@ class MaskEditor(QWidget):
         if resized is not None:
             h, w = self.canvas.mask().shape
             QMessageBox.information(self, "Mask resized", f"The mask was {resized[0]}x{resized[1]}; it was resized "
-                                                          f"to the image's {w}x{h} (nearest neighbour).")
+                                                          f"to the image's {w}x{h}.")
 
     def _save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save mask", "mask.png", "PNG (*.png)")
