@@ -211,7 +211,7 @@ def cmd_train(args) -> int:
         raise UserError("training ended without a result")
     out = {"run_dir": str(run_dir), "step": finished.step, "reason": finished.reason, "message": finished.message,
            "checkpoint": finished.checkpoint, "last_loss": last_loss, "device": str(device), "preset": cfg.name}
-    _emit(args, out, f"{finished.message.rstrip(".")}; checkpoint: {finished.checkpoint}; run folder: {run_dir}")
+    _emit(args, out, f"{finished.message.rstrip('.')}; checkpoint: {finished.checkpoint}; run folder: {run_dir}")
     return 0 if finished.reason != "diverged" else 3
 
 
