@@ -104,9 +104,14 @@ def _write_samples(x: torch.Tensor, out: Path, meta: dict, nrow: int) -> None:
 
 # --- commands ---------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from .data import DataError
-    from .training import Finished, Preview, TrainStep, train
-    from .export import save_grid
+    from . import distributed as ddp
+    torchrun = ddp.launched_by_torchrun()
+    if torchrun and not (args.run_dir or args.resume):
+        raise UserError("under torchrun give --run-dir DIR (or --resume DIR): every rank, and every restart, must "
+                        "use the same run folder")
+    from .checkpoint import latest_checkpoint
+    if torchrun and not args.resume and ddp.restart_count() > 0 and latest_checkpoint(Path(args.run_dir)):
+        args.resume = args.run_dir  # restarted by torchrun --max-restarts: go on from the newest checkpoint
     if args.resume:
         run_dir = Path(args.resume)
         cfg_file = run_dir / "config.json"
@@ -135,13 +140,35 @@ def cmd_train(args) -> int:
         except ConfigError as e:
             raise UserError(str(e)) from e
     device = _device(args)
+    main_rank = True
+    if torchrun:
+        rank, world, _ = ddp.torchrun_world()
+        try:
+            ddp.rank_slice(cfg.train.batch_size, ddp.World(rank, world))
+            device = ddp.setup(device)
+        except ValueError as e:
+            raise UserError(str(e)) from e
+        main_rank = rank == 0
+        if not main_rank:  # Ctrl-C reaches every rank: rank 0 alone decides the stop, the others follow it
+            import signal
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return _train_loop(args, cfg, run_dir, device, show=main_rank and not args.json and not args.quiet,
+                           report=main_rank)
+    finally:
+        ddp.teardown()
+
+
+def _train_loop(args, cfg: Config, run_dir: Path, device, show: bool, report: bool) -> int:
+    from .data import DataError
+    from .training import Finished, Preview, TrainStep, train
+    from .export import save_grid
     try:
         gen = train(cfg, run_dir, resume=bool(args.resume), device=device, max_minutes=args.minutes,
                     keep_last=args.keep_last)
         first = next(gen)
     except DataError as e:
         raise UserError(str(e)) from e
-    show = not args.json and not args.quiet
     bar = _progress(cfg.train.n_iters, f"train {cfg.name}", show)
     last_loss, ev, finished = float("nan"), first, None
     try:
@@ -171,7 +198,8 @@ def cmd_train(args) -> int:
         raise UserError("training ended without a result")
     out = {"run_dir": str(run_dir), "step": finished.step, "reason": finished.reason, "message": finished.message,
            "checkpoint": finished.checkpoint, "last_loss": last_loss, "device": str(device), "preset": cfg.name}
-    _emit(args, out, f"{finished.message}; checkpoint: {finished.checkpoint}; run folder: {run_dir}")
+    if report:
+        _emit(args, out, f"{finished.message}; checkpoint: {finished.checkpoint}; run folder: {run_dir}")
     return 0 if finished.reason != "diverged" else 3
 
 
