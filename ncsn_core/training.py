@@ -258,9 +258,9 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     ddp.barrier(w)  # the other ranks go on once the run folder is in place (and every rank has read its state)
     model.train()
     net = model  # what computes the loss; under DDP its backward averages the gradients over the ranks
-    if w.distributed:  # buffers (sigmas, data_mean) are constants: no need to broadcast them every forward
+    if w.distributed:
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None, broadcast_buffers=False)
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
     L = cfg.noise.num_classes
     sigmas = model.sigmas
     draw = NoiseDraw(tc.sigma_sampling, tc.lognormal_mean, tc.lognormal_std)
