@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -149,17 +150,39 @@ def cmd_train(args) -> int:
         except ValueError as e:
             raise UserError(str(e)) from e
         main_rank = rank == 0
-        if not main_rank:  # Ctrl-C reaches every rank: rank 0 alone decides the stop, the others follow it
-            import signal
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return _train_loop(args, cfg, run_dir, device, show=main_rank and not args.json and not args.quiet,
-                           report=main_rank)
+        with _ctrl_c_asks_stop(torchrun, main_rank) as stop_asked:
+            return _train_loop(args, cfg, run_dir, device, stop_asked,
+                               show=main_rank and not args.json and not args.quiet, report=main_rank)
     finally:
         ddp.teardown()
 
 
-def _train_loop(args, cfg: Config, run_dir: Path, device, show: bool, report: bool) -> int:
+@contextlib.contextmanager
+def _ctrl_c_asks_stop(torchrun: bool, main_rank: bool):
+    """Ctrl-C sets a flag that the train loop turns into "stop" at the next event (a save, then the end), rather
+    than an exception in the middle of a step. In a plain run a second Ctrl-C leaves at once. Under torchrun the
+    signal reaches every rank (and rank 0 again from the agent): rank 0's flag is the decision that training
+    broadcasts, the other ranks ignore it, and the agent's SIGKILL after its timeout is the way out."""
+    import signal
+    import threading
+    asked: list = []
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield asked
+        return
+
+    def on_sigint(signum, frame):
+        if asked and not torchrun:
+            raise KeyboardInterrupt
+        asked[:] = [True]
+    old = signal.signal(signal.SIGINT, on_sigint if main_rank else signal.SIG_IGN)
+    try:
+        yield asked
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _train_loop(args, cfg: Config, run_dir: Path, device, stop_asked: list, show: bool, report: bool) -> int:
     from .data import DataError
     from .training import Finished, Preview, TrainStep, train
     from .export import save_grid
@@ -183,8 +206,8 @@ def _train_loop(args, cfg: Config, run_dir: Path, device, show: bool, report: bo
             elif isinstance(ev, Finished):
                 finished = ev
                 break
-            ev = next(gen)
-    except KeyboardInterrupt:  # Ctrl-C: save where we are, then stop cleanly
+            ev = gen.send("stop" if stop_asked else None)  # after a stop decision, train() ignores more "stop"s
+    except KeyboardInterrupt:  # a second Ctrl-C: still try to save where we are
         try:
             ev = gen.send("stop")
             while not isinstance(ev, Finished):
