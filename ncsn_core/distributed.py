@@ -40,7 +40,12 @@ def setup(device: torch.device) -> torch.device:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         kw = {"device_id": device} if device.type == "cuda" else {}
-        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(minutes=30), **kw)
+        store, _, _ = next(dist.rendezvous("env://", rank, world))
+        # a restarted job meets in the same store: without a per-attempt prefix, a rank can read the address of
+        # a peer of the previous attempt (gloo: "connectFullMesh failed ... Connection refused")
+        store = dist.PrefixStore(f"ncsn/attempt_{restart_count()}", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timedelta(minutes=30),
+                                **kw)
     return device
 
 
