@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -160,9 +161,14 @@ def cmd_config(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .data import DataError
-    from .training import Finished, Preview, TrainStep, train
-    from .export import save_grid
+    from . import distributed as ddp
+    torchrun = ddp.launched_by_torchrun()
+    if torchrun and not (args.run_dir or args.resume):
+        raise UserError("under torchrun give --run-dir DIR (or --resume DIR): every rank, and every restart, must "
+                        "use the same run folder")
+    from .checkpoint import latest_checkpoint
+    if torchrun and not args.resume and ddp.restart_count() > 0 and latest_checkpoint(Path(args.run_dir)):
+        args.resume = args.run_dir  # restarted by torchrun --max-restarts: go on from the newest checkpoint
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.json").exists():
@@ -175,13 +181,57 @@ def cmd_train(args) -> int:
             raise UserError(f"--run-dir {run_dir} already holds a run: continue it with --resume {run_dir} "
                             f"or choose another folder")
     device = _device(args)
+    main_rank = True
+    if torchrun:
+        rank, world, _ = ddp.torchrun_world()
+        try:
+            ddp.rank_slice(cfg.train.batch_size, ddp.World(rank, world))
+            device = ddp.setup(device)
+        except ValueError as e:
+            raise UserError(str(e)) from e
+        main_rank = rank == 0
+    try:
+        with _ctrl_c_asks_stop(torchrun, main_rank) as stop_asked:
+            return _train_loop(args, cfg, run_dir, device, stop_asked,
+                               show=main_rank and not args.json and not args.quiet, report=main_rank)
+    finally:
+        ddp.teardown()
+
+
+@contextlib.contextmanager
+def _ctrl_c_asks_stop(torchrun: bool, main_rank: bool):
+    """Ctrl-C sets a flag that the train loop turns into "stop" at the next event (a save, then the end), rather
+    than an exception in the middle of a step. In a plain run a second Ctrl-C leaves at once. Under torchrun the
+    signal reaches every rank (and rank 0 again from the agent): rank 0's flag is the decision that training
+    broadcasts, the other ranks ignore it, and the agent's SIGKILL after its timeout is the way out."""
+    import signal
+    import threading
+    asked: list = []
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield asked
+        return
+
+    def on_sigint(signum, frame):
+        if asked and not torchrun:
+            raise KeyboardInterrupt
+        asked[:] = [True]
+    old = signal.signal(signal.SIGINT, on_sigint if main_rank else signal.SIG_IGN)
+    try:
+        yield asked
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _train_loop(args, cfg: Config, run_dir: Path, device, stop_asked: list, show: bool, report: bool) -> int:
+    from .data import DataError
+    from .training import Finished, Preview, TrainStep, train
+    from .export import save_grid
     try:
         gen = train(cfg, run_dir, resume=bool(args.resume), device=device, max_minutes=args.minutes,
                     keep_last=args.keep_last)
         first = next(gen)
     except DataError as e:
         raise UserError(str(e)) from e
-    show = not args.json and not args.quiet
     bar = _progress(cfg.train.n_iters, f"train {cfg.name}", show)
     last_loss, ev, finished = float("nan"), first, None
     try:
@@ -196,8 +246,8 @@ def cmd_train(args) -> int:
             elif isinstance(ev, Finished):
                 finished = ev
                 break
-            ev = next(gen)
-    except KeyboardInterrupt:  # Ctrl-C: save where we are, then stop cleanly
+            ev = gen.send("stop" if stop_asked else None)  # after a stop decision, train() ignores more "stop"s
+    except KeyboardInterrupt:  # a second Ctrl-C: still try to save where we are
         try:
             ev = gen.send("stop")
             while not isinstance(ev, Finished):
@@ -211,7 +261,8 @@ def cmd_train(args) -> int:
         raise UserError("training ended without a result")
     out = {"run_dir": str(run_dir), "step": finished.step, "reason": finished.reason, "message": finished.message,
            "checkpoint": finished.checkpoint, "last_loss": last_loss, "device": str(device), "preset": cfg.name}
-    _emit(args, out, f"{finished.message.rstrip('.')}; checkpoint: {finished.checkpoint}; run folder: {run_dir}")
+    if report:
+        _emit(args, out, f"{finished.message.rstrip('.')}; checkpoint: {finished.checkpoint}; run folder: {run_dir}")
     return 0 if finished.reason != "diverged" else 3
 
 

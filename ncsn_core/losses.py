@@ -79,16 +79,20 @@ def loss_weight(sigma: torch.Tensor, anneal_power: float, weighting: str) -> tor
 
 def dsm_loss(score_net: ScoreNet, x: torch.Tensor, sigmas: torch.Tensor, labels: Optional[torch.Tensor] = None,
              anneal_power: float = 2.0, generator: Optional[torch.Generator] = None, draw: NoiseDraw = LEVELS,
-             weighting: str = "sigma2") -> LossResult:
+             weighting: str = "sigma2", part: Optional[slice] = None) -> LossResult:
     """Annealed DSM: x~ = x + sigma z, target -(x~ - x)/sigma^2, weight sigma^anneal_power (loss_weight).
 
     l(i) = 1/2 * sum_pixels |s(x~, i) - target|^2 * sigma_i^anneal_power, averaged over the batch
     (a sum over pixels, as the reference code; about dim/2 at initialisation with anneal_power = 2).
     x: (B, ...) data; sigmas: (L,) descending; labels: (B,) level indices or None to draw them (`draw`).
+    part: the rows this process computes (DDP): the noise is drawn for all of x, as one process draws it, and
+    only these rows are kept; the result covers them alone.
     """
     cond, sig, labels = draw_sigmas(draw, len(x), sigmas, generator, labels)
-    sigma = _bcast(sig, x)
     z = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+    if part is not None:
+        x, z, cond, sig, labels = x[part], z[part], cond[part], sig[part], labels[part]
+    sigma = _bcast(sig, x)
     x_tilde = x + sigma * z
     target = -(x_tilde - x) / sigma ** 2
     per_example = 0.5 * _flat_sum((score_net(x_tilde, cond) - target) ** 2) * loss_weight(sig, anneal_power, weighting)
@@ -97,21 +101,25 @@ def dsm_loss(score_net: ScoreNet, x: torch.Tensor, sigmas: torch.Tensor, labels:
 
 def ssm_loss(score_net: ScoreNet, x: torch.Tensor, sigmas: torch.Tensor, labels: Optional[torch.Tensor] = None,
              anneal_power: float = 2.0, variance_reduced: bool = False, n_particles: int = 1,
-             generator: Optional[torch.Generator] = None, draw: NoiseDraw = LEVELS, weighting: str = "sigma2"
-             ) -> LossResult:
+             generator: Optional[torch.Generator] = None, draw: NoiseDraw = LEVELS, weighting: str = "sigma2",
+             part: Optional[slice] = None) -> LossResult:
     """Sliced score matching on the sigma_i-perturbed data (Song et al. 2019), weighted like DSM.
 
     Per example: v^T (d s/d x) v + 1/2 (v^T s)^2, or with variance reduction (v Gaussian)
     v^T (d s/d x) v + 1/2 |s|^2. Sums run over every data dimension (all of C, H, W; the reference
     code's non-VR variant reduced over the last axis only, which is wrong for images).
-    With a single level (sigmas = [~0]) this is plain SSM on the data.
+    With a single level (sigmas = [~0]) this is plain SSM on the data. part: as in dsm_loss.
     """
     cond, sig, labels = draw_sigmas(draw, len(x), sigmas, generator, labels)
     sigma = _bcast(sig, x)
     x_tilde = (x + sigma * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator))
     x_rep = x_tilde.repeat_interleave(n_particles, dim=0).detach().requires_grad_(True)
-    cond_rep, sig_rep = cond.repeat_interleave(n_particles), sig.repeat_interleave(n_particles)
     v = torch.randn(x_rep.shape, device=x.device, dtype=x.dtype, generator=generator)
+    if part is not None:  # example i owns particle rows i*n_particles .. (i+1)*n_particles - 1
+        rows = slice(part.start * n_particles, part.stop * n_particles)
+        x, cond, sig, labels = x[part], cond[part], sig[part], labels[part]
+        x_rep, v = x_rep[rows].detach().requires_grad_(True), v[rows]
+    cond_rep, sig_rep = cond.repeat_interleave(n_particles), sig.repeat_interleave(n_particles)
     if not variance_reduced:  # Rademacher-like unit-norm projections, as in the SSM paper
         v = v / _bcast(v.reshape(len(v), -1).norm(dim=1), v) * (v[0].numel() ** 0.5)
     s = score_net(x_rep, cond_rep)
@@ -135,12 +143,12 @@ def loss_per_level(result: LossResult, num_classes: int) -> tuple[torch.Tensor, 
 
 def compute_loss(kind: str, score_net: ScoreNet, x: torch.Tensor, sigmas: torch.Tensor, anneal_power: float = 2.0,
                  n_particles: int = 1, generator: Optional[torch.Generator] = None, draw: NoiseDraw = LEVELS,
-                 weighting: str = "sigma2") -> LossResult:
+                 weighting: str = "sigma2", part: Optional[slice] = None) -> LossResult:
     """Dispatch by name: 'dsm', 'ssm' or 'ssm_vr'."""
     if kind == "dsm":
         return dsm_loss(score_net, x, sigmas, anneal_power=anneal_power, generator=generator, draw=draw,
-                        weighting=weighting)
+                        weighting=weighting, part=part)
     if kind in ("ssm", "ssm_vr"):
         return ssm_loss(score_net, x, sigmas, anneal_power=anneal_power, variance_reduced=kind == "ssm_vr",
-                        n_particles=n_particles, generator=generator, draw=draw, weighting=weighting)
+                        n_particles=n_particles, generator=generator, draw=draw, weighting=weighting, part=part)
     raise ValueError(f"unknown loss {kind!r}: choose dsm, ssm or ssm_vr")

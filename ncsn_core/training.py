@@ -13,6 +13,7 @@ from typing import Generator, Optional, Union
 import numpy as np
 import torch
 
+from . import distributed as ddp
 from .checkpoint import CheckpointError, checkpoint_path, latest_checkpoint, list_checkpoints, read_state, save_checkpoint
 from .config import Config
 from .data import load_dataset, mean_image, preprocess
@@ -131,6 +132,18 @@ def step_generator(seed: int, step: int, device) -> torch.Generator:
     return g
 
 
+def global_batch(data, indices: torch.Tensor, part: Optional[slice]) -> torch.Tensor:
+    """The step's batch. Under DDP (`part` = this rank's rows) only those rows are read and the others stay zero:
+    preprocess and the loss then draw their noise for the whole global batch, exactly as one process does, and
+    act row by row, so this rank's rows come out as in a 1-process run."""
+    if part is None:
+        return data.get_batch(indices)
+    mine = data.get_batch(indices[part])
+    x = mine.new_zeros((len(indices), *mine.shape[1:]))
+    x[part] = mine
+    return x
+
+
 class RunDir:
     """One folder per run: config.json, metrics.jsonl, checkpoints/, samples/."""
 
@@ -211,10 +224,18 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     noise are pure functions of (seed, step), so the continuation equals an uninterrupted run).
     Commands sent in: "stop" (save and finish), "pause" (save, yield Paused; the next next() resumes),
     "save" (save now). The NaN/inf guard stops before a bad update reaches the weights.
+
+    Several processes (torchrun; the process group set up by distributed.setup): every rank runs this generator
+    on its rows of the global batch (cfg.train.batch_size) with DistributedDataParallel. Batches and noise are
+    drawn for the global batch as one process draws them, so the run follows a 1-process run's losses, weights,
+    EMA and optimiser state (within float tolerance). The loss reported is the global mean; rank 0 alone writes
+    the run folder and hears commands and max_minutes, and every rank stops at the step rank 0 decides.
     """
     dev = pick_device(str(device) if device is not None else None)
     run = RunDir(run_dir)
     tc = cfg.train
+    w = ddp.world()
+    part = ddp.rank_slice(tc.batch_size, w) if w.distributed else None
     data = dataset if dataset is not None else load_dataset(cfg.data)
     torch.manual_seed(tc.seed)
     model = build_model(cfg).to(dev)
@@ -231,9 +252,15 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             ema.shadow = {k: v.to(dev) for k, v in state["ema"].items()}
         step = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
-        run.truncate_metrics(step)
-    run.create(cfg)  # on resume too: a longer --n-iters is recorded
+    if w.is_main:
+        run.truncate_metrics(step)  # rows past the checkpoint, or all rows of an attempt that saved none
+        run.create(cfg)  # on resume too: a longer --n-iters is recorded
+    ddp.barrier(w)  # the other ranks go on once the run folder is in place (and every rank has read its state)
     model.train()
+    net = model  # what computes the loss; under DDP its backward averages the gradients over the ranks
+    if w.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
     L = cfg.noise.num_classes
     sigmas = model.sigmas
     draw = NoiseDraw(tc.sigma_sampling, tc.lognormal_mean, tc.lognormal_std)
@@ -241,7 +268,8 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     def save() -> CheckpointSaved:
         p = checkpoint_path(run.path, step)
         try:
-            save_checkpoint(p, cfg, step, model, opt, ema.shadow if ema else None)
+            save_checkpoint(p, cfg, step, model, opt, ema.shadow if ema else None,
+                            extra={"world_size": w.size})
         except OSError as e:  # disk full, read-only folder: atomic_write kept the previous checkpoints intact
             raise CheckpointError(f"could not write {p} ({e.strerror or e}): training stopped at step {step}; last "
                                   f"good checkpoint: {latest_checkpoint(run.path) or 'none'}. Free disk space or make "
@@ -250,6 +278,13 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             run.prune(keep_last)
         return CheckpointSaved(str(p), step)
 
+    def finish(reason: str, message: str):
+        """Rank 0 saves the last checkpoint; every rank returns only once it is on disk."""
+        if w.is_main:
+            yield save()
+        ddp.barrier(w)
+        return (yield Finished(step, reason, message, str(checkpoint_path(run.path, step))))
+
     # window sums stay on the device: no host sync per step, only at log time
     win_loss, win_n = torch.zeros((), device=dev), 0
     win_sums, win_counts = torch.zeros(L, device=dev), torch.zeros(L, device=dev)
@@ -257,18 +292,20 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     steps_at_start = step
     while step < tc.n_iters:
         g = step_generator(tc.seed, step, dev)
-        x = data.get_batch(batch_indices(step, tc.batch_size, len(data), tc.seed)).to(dev)
+        x = global_batch(data, batch_indices(step, tc.batch_size, len(data), tc.seed), part).to(dev)
         x = preprocess(x, cfg.data, g)
-        res = compute_loss(tc.loss, model, x, sigmas, tc.anneal_power, tc.n_particles, generator=g, draw=draw,
-                           weighting=tc.weighting)
-        if not torch.isfinite(res.loss):
+        res = compute_loss(tc.loss, net, x, sigmas, tc.anneal_power, tc.n_particles, generator=g, draw=draw,
+                           weighting=tc.weighting, part=part)
+        loss = ddp.all_reduce_mean(res.loss.detach(), w)  # the global batch's mean: every rank takes the same branch
+        if not torch.isfinite(loss):
             bad = ~torch.isfinite(res.per_example)
             levels = sorted(set(res.labels[bad].tolist())) or sorted(set(res.labels.tolist()))
             last = latest_checkpoint(run.path)
-            msg = (f"loss became {float(res.loss.detach())} at step {step + 1} (noise level(s) {levels}, sigma "
+            msg = (f"loss became {float(loss)} at step {step + 1} (noise level(s) {levels}, sigma "
                    f"{', '.join(f'{float(sigmas[i]):.4g}' for i in levels)}); training stopped before the update. "
                    f"Last good checkpoint: {last or 'none yet'}. Lower the learning rate or check the data.")
-            run.log({"step": step + 1, "event": "diverged", "message": msg})
+            if w.is_main:
+                run.log({"step": step + 1, "event": "diverged", "message": msg, "world_size": w.size})
             return (yield Finished(step, "diverged", msg, str(last) if last else None))
         if tc.warmup:  # a pure function of the step, so a resumed run gets the same rates
             for group in opt.param_groups:
@@ -282,20 +319,23 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         s, c = loss_per_level(res, L)
         win_sums += s
         win_counts += c
-        win_loss += res.loss.detach()
+        win_loss += loss
         win_n += 1
 
         cmd = None
         if step % tc.log_every == 0 or step == tc.n_iters:
             now = time.perf_counter()
-            ips = win_n * tc.batch_size / max(now - t_win, 1e-9)
-            means = (win_sums / win_counts.clamp_min(1)).cpu()
-            per_sigma = tuple(float(v) if n > 0 else math.nan for v, n in zip(means, win_counts.cpu()))
+            ips = win_n * tc.batch_size / max(now - t_win, 1e-9)  # the global batch: images of all ranks
+            sums, counts = ddp.all_reduce_sum(win_sums, w), ddp.all_reduce_sum(win_counts, w)
+            means = (sums / counts.clamp_min(1)).cpu()
+            per_sigma = tuple(float(v) if n > 0 else math.nan for v, n in zip(means, counts.cpu()))
             rate = (step - steps_at_start) / max(now - t_start, 1e-9)
             ev = TrainStep(step, tc.n_iters, float(win_loss) / win_n, per_sigma, ips, now - t_start,
                            (tc.n_iters - step) / max(rate, 1e-9))
-            run.log({"step": step, "loss": ev.loss, "loss_per_sigma": [None if math.isnan(v) else v for v in per_sigma],
-                     "images_per_s": ips, "time": time.time()})
+            if w.is_main:
+                run.log({"step": step, "loss": ev.loss,
+                         "loss_per_sigma": [None if math.isnan(v) else v for v in per_sigma],
+                         "images_per_s": ips, "time": time.time(), "world_size": w.size})
             win_loss.zero_()
             win_n, t_win = 0, now
             win_sums.zero_(), win_counts.zero_()
@@ -304,30 +344,31 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         elif time.perf_counter() - t_yield >= HEARTBEAT_S:
             cmd = yield None
             t_yield = time.perf_counter()
-        if tc.preview_every and step % tc.preview_every == 0:
-            c = yield Preview(step, _preview(model, ema, cfg))
-            cmd = cmd or c
-        if step % tc.save_every == 0 and step < tc.n_iters:
-            c = yield save()
-            cmd = cmd or c
-        while cmd in ("save", "pause"):
-            if cmd == "save":
-                cmd = yield save()
-            else:  # a paused run is safe on disk; the next plain next() resumes it
+        stop = 0  # rank 0's decision (1 stop, 2 time), broadcast: every rank must stop at the same step
+        if w.is_main:  # previews, saves and commands are rank 0's
+            if tc.preview_every and step % tc.preview_every == 0:
+                c = yield Preview(step, _preview(model, ema, cfg))
+                cmd = cmd or c
+            if step % tc.save_every == 0 and step < tc.n_iters:
                 c = yield save()
-                cmd = c if c else (yield Paused(step))
-        if cmd == "stop":
-            saved = save()
-            yield saved
-            return (yield Finished(step, "stopped", f"stopped at step {step}", saved.path))
-        if max_minutes is not None and time.perf_counter() - t_start >= 60 * max_minutes and step < tc.n_iters:
-            saved = save()
-            yield saved
-            return (yield Finished(step, "time", f"stopped at step {step} after {max_minutes:g} minutes "
-                                                 f"(--minutes); resume to go on", saved.path))
-    saved = save()
-    yield saved
-    return (yield Finished(step, "done", f"finished {step} steps", saved.path))
+                cmd = cmd or c
+            while cmd in ("save", "pause"):
+                if cmd == "save":
+                    cmd = yield save()
+                else:  # a paused run is safe on disk; the next plain next() resumes it
+                    c = yield save()
+                    cmd = c if c else (yield Paused(step))
+            if cmd == "stop":
+                stop = 1
+            elif max_minutes is not None and time.perf_counter() - t_start >= 60 * max_minutes and step < tc.n_iters:
+                stop = 2
+        stop = ddp.broadcast_int(stop, w, dev)
+        if stop == 1:
+            return (yield from finish("stopped", f"stopped at step {step}"))
+        if stop == 2:
+            return (yield from finish("time", f"stopped at step {step} after {max_minutes:g} minutes (--minutes); "
+                                              f"resume to go on"))
+    return (yield from finish("done", f"finished {step} steps"))
 
 
 def _preview(model: ScoreModel, ema: Optional[EMA], cfg: Config) -> np.ndarray:
