@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 
 from conftest import TINY_OVERRIDES, close_tab, set_text, wait_idle
@@ -65,15 +65,23 @@ def painted_grid(grid) -> np.ndarray:
 
 
 def assert_shows(grid, images_chw: np.ndarray, nrow: int) -> None:
-    """The grid paints image k of `images_chw` (B, 3, H, W) in [0, 1] in RGB at tile (k // nrow, k % nrow)."""
-    got = painted_grid(grid).astype(np.float64)
+    """The grid shows image k of `images_chw` (B, 3, H, W) in [0, 1] in RGB at tile (k // nrow, k % nrow): in the
+    QImage pyqtgraph renders (every pixel), and on the widget as grabbed (a few pixels per tile, where they land)."""
+    rendered = painted_grid(grid).astype(int)
+    shot = rgb(grid.grab().toImage()).astype(int)
+    dpr = grid.devicePixelRatioF()
     b, c, h, w = images_chw.shape
-    assert c == 3 and got.ndim == 3
+    assert c == 3 and rendered.ndim == 3
     for k in range(b):
         r, q = divmod(k, nrow)
         top, left = grid.pad + r * (h + grid.pad), grid.pad + q * (w + grid.pad)
-        want = np.round(np.clip(np.moveaxis(images_chw[k], 0, -1), 0, 1) * 255)
-        assert np.abs(got[top:top + h, left:left + w] - want).max() <= 1.0, f"tile {k}"
+        want = np.round(np.clip(np.moveaxis(images_chw[k], 0, -1), 0, 1) * 255).astype(int)
+        assert np.abs(rendered[top:top + h, left:left + w] - want).max() <= 1, f"tile {k} rendered"
+        for y, x in ((h // 2, w // 4), (h // 2, 3 * w // 4), (h // 4, w // 2)):
+            p = grid.mapFromScene(grid.view.mapViewToScene(QPointF(left + x + 0.5, top + y + 0.5)))
+            seen = shot[int(p.y() * dpr), int(p.x() * dpr)]
+            near = want[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].reshape(-1, 3)   # scaling may shift a pixel
+            assert np.abs(near - seen).max(axis=1).min() <= 3, f"tile {k} on screen at ({y}, {x}): {seen}"
 
 
 def test_sample_tab_paints_colour_samples_in_rgb(qtbot, colour_run):
