@@ -1,4 +1,7 @@
-"""`ncsn-studio`: start the desktop app, or render one tab to a PNG (--screenshot) and exit."""
+"""`ncsn-studio`: start the desktop app, or render one tab to a PNG (--screenshot) and exit.
+
+Qt's GUI modules are imported inside main(), after platform_check: on a machine that lacks Qt's system
+libraries, importing them (or creating the QApplication) would abort before any helpful message."""
 from __future__ import annotations
 
 import argparse
@@ -6,14 +9,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
-from PySide6.QtCore import QCoreApplication, Qt
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
+from . import platform_check
 
-from . import settings
-from .theme import apply_theme
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
 
 TABS = ("train", "sample", "inpaint", "toy", "evaluate")
 
@@ -62,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    problem = platform_check.check()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from . import settings
+    from .theme import apply_theme
     QCoreApplication.setOrganizationName(settings.ORGANIZATION)
     QCoreApplication.setApplicationName(settings.APPLICATION)
     app = QApplication.instance()

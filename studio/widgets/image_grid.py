@@ -37,6 +37,9 @@ class ImageGridView(pg.GraphicsLayoutWidget):
 
     def __init__(self, parent: Optional[QWidget] = None, pad: int = 2):
         super().__init__(parent)
+        # GraphicsLayoutWidget binds its layout's clear() on the instance: it would shadow clear() below and take
+        # the view box out of the scene, so that nothing was drawn after a clear (a folder's preview, a new run).
+        del self.clear
         self.pad = pad
         self.view: pg.ViewBox = self.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.view.setMouseEnabled(True, True)
