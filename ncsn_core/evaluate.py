@@ -114,22 +114,23 @@ def memorisation(x: torch.Tensor, train, held: Optional[torch.Tensor], device,
 
 def save_neighbour_grid(path: Union[str, Path], x: torch.Tensor, train, dist: torch.Tensor, idx: torch.Tensor,
                         meta: Optional[dict] = None) -> Path:
-    """PNG grid: row i = sample i | its k nearest training images, nearest first (the first NN_ROWS samples).
-    dist, idx: (n, k) from metrics.nearest_neighbours. The text chunks carry the distances and training
-    indices of every tile (read_neighbour_grid reads them back)."""
+    """PNG grid: row i = sample i, a blank tile, then its k nearest training images, nearest first (the first
+    NN_ROWS samples). dist, idx: (n, k) from metrics.nearest_neighbours. The text chunks carry the distances and
+    training indices of every tile (read_neighbour_grid reads them back)."""
     rows, k = min(NN_ROWS, len(x)), idx.shape[1]
     nbrs = train.get_batch(idx[:rows].flatten()).view(rows, k, *x.shape[1:])
-    tiles = torch.cat([x[:rows, None].cpu().clamp(0, 1), nbrs], 1).flatten(0, 1)
-    info = {**(meta or {}), "layout": f"row i = sample i | its {k} nearest training images, nearest first "
+    gap = torch.zeros(rows, 1, *x.shape[1:])  # sets the samples apart from their neighbours, as the paper's panels
+    tiles = torch.cat([x[:rows, None].cpu().clamp(0, 1), gap, nbrs], 1).flatten(0, 1)
+    info = {**(meta or {}), "layout": f"row i = sample i | blank | its {k} nearest training images, nearest first "
                                       f"(L2 in pixel space, images in [0, 1]); the first {rows} samples, uncurated",
-            "rows": rows, "columns": 1 + k, "tile": list(x.shape[1:]),
+            "rows": rows, "columns": 2 + k, "tile": list(x.shape[1:]),
             "distances": [[round(float(v), 4) for v in r] for r in dist[:rows]], "train_indices": idx[:rows].tolist()}
-    return save_grid(tiles, Path(path), nrow=1 + k, meta=info)
+    return save_grid(tiles, Path(path), nrow=2 + k, meta=info)
 
 
 def read_neighbour_grid(path: Union[str, Path]) -> tuple[np.ndarray, dict]:
-    """The tiles of a save_neighbour_grid PNG: float32 (rows * columns, C, H, W) in [0, 1], row by row, and its
-    metadata (layout, distances, train_indices, ...)."""
+    """The tiles of a save_neighbour_grid PNG without its blank column: float32 (rows * (1 + k), C, H, W) in
+    [0, 1], row by row (sample, then its k neighbours), and its metadata (layout, distances, train_indices, ...)."""
     from PIL import Image
     meta = read_png_meta(Path(path))
     with Image.open(path) as im:
@@ -138,7 +139,7 @@ def read_neighbour_grid(path: Union[str, Path]) -> tuple[np.ndarray, dict]:
     rows, cols = meta["rows"], meta["columns"]
     pad = (a.shape[1] - cols * w) // (cols + 1)
     tiles = [a[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w]
-             for r in range(rows) for q in range(cols)]
+             for r in range(rows) for q in range(cols) if q != 1]
     out = np.stack(tiles).transpose(0, 3, 1, 2)
     return (out[:, :1] if c == 1 else out), meta
 
@@ -416,7 +417,8 @@ def _memorisation_lines(r: dict, row: str) -> list:
         for p in (1, 5):
             share = r[f"share_closer_than_real_p{p}"]
             lines.append(row.format(f"share closer than real p{p} (n={n})", f"{share:.3f}",
-                                    f"{round(share * n)} possible copies; {p / 100:.2f} expected if like unseen reals"))
+                                    f"{round(share * n)} of {n}; {p / 100:.2f} if like unseen reals"
+                                    + ("; these are possible copies" if p == 1 else "")))
     if r.get("neighbours_png"):
         lines.append(f"  neighbours grid (first {min(NN_ROWS, n)} samples | their {NN_K} nearest training images): "
                      f"{r['neighbours_png']}")
