@@ -1,0 +1,56 @@
+"""The memorisation check of an evaluation: the first samples, each beside its nearest training images (the
+paper's nearest-neighbour figure), with the distances and one line comparing them with held-out real images."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from .image_grid import ImageGridView
+
+
+def memorisation_summary(result: Dict[str, Any]) -> str:
+    """One line from evaluate()'s nn_* figures: samples' median distance to the training set beside held-out
+    reals', and how many samples sit closer than the reals' 1st percentile (possible copies)."""
+    med = result.get("nn_distance_median")
+    if med is None:
+        return "Memorisation check not run: the training images could not be read (see the warning)."
+    n = result.get("n", len(result.get("nn_distances") or []))
+    text = f"Median distance to the nearest of {result['nn_n_train']} training images: {med:.2f} (n = {n} samples)"
+    if result.get("nn_distance_median_real") is None:
+        return text + "; no unseen real images to compare with."
+    share = result["share_closer_than_real_p1"]
+    return (text + f", {result['nn_distance_median_real']:.2f} for {result['nn_n_real']} held-out real images. "
+                   f"Possible copies: {round(share * n)} of {n} samples are closer than 99 % of the held-out "
+                   f"images ({result['nn_distance_p1_real']:.2f}); about 1 % if samples sit like unseen digits.")
+
+
+class NeighboursView(QWidget):
+    """`show_neighbours(rows, result)`: a jobs.NeighbourRows grid (sample | its k nearest training images, distances as
+    captions) and the summary line under it."""
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        title = QLabel("Nearest training images (memorisation check)")
+        f = title.font()
+        f.setBold(True)
+        title.setFont(f)
+        self.grid = ImageGridView()
+        self.grid.set_placeholder("Run an evaluation to see each sample beside its nearest training images")
+        self.summary = QLabel("Each row: a sample (first column), then its 5 nearest training images by L2 distance "
+                              "in pixel space, nearest first. The first samples, not chosen.")
+        self.summary.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(title)
+        lay.addWidget(self.grid, 1)
+        lay.addWidget(self.summary)
+
+    def show_neighbours(self, rows, result: Dict[str, Any]) -> None:
+        if rows is None:
+            self.grid.clear()
+        else:
+            self.grid.set_images(np.asarray(rows.images), nrow=rows.nrow, captions=rows.captions, immediate=True)
+            self.grid.setToolTip(f"Sample | its nearest training images (L2 distance, pixels in [0, 1]); {rows.path}")
+        self.summary.setText(memorisation_summary(result))
