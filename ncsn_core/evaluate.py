@@ -406,7 +406,8 @@ def _memorisation_lines(r: dict, row: str) -> list:
         return []
     n, m = r["n"], r["nn_n_real"]
     real = lambda key, text: (f"{r[key]:.3f} {text}" if r[key] is not None else "no unseen reals")  # noqa: E731
-    lines = ["", f"  memorisation: L2 distance (pixels in [0, 1]) to the nearest of {r['nn_reference']}",
+    lines = ["", f"  memorisation: L2 distance (pixels in [0, 1]) to the nearest of {r['nn_reference']} "
+                 f"({r['nn_seconds']:.1f} s)",
              row.format(f"median NN distance (n={n})", f"{r['nn_distance_median']:.3f}",
                         real("nn_distance_median_real", f"held-out reals (n={m})")),
              row.format(f"5th percentile NN distance (n={n})", f"{r['nn_distance_p5']:.3f}",

@@ -75,8 +75,8 @@ class EvalTab(Tab):
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(self.results)
         body.addWidget(self.neighbours)
-        body.setStretchFactor(0, 3)
-        body.setStretchFactor(1, 1)
+        body.setStretchFactor(0, 1)
+        body.setSizes([700, 300])  # the grid is tall (10 rows of 6 digits): a narrow column suits it
 
         split_workspace(self, (self.picker, self.form, self.run_bar, note), self.banner, self.run_bar.progress,
                         self.run_bar.status, body)

@@ -115,3 +115,20 @@ def test_missing_training_set_skips_the_check_with_a_warning(tmp_path):
     assert out["nn_distance_median"] is None and out["neighbours_png"] is None
     assert len(warnings) == 1 and "memorisation check skipped" in warnings[0] and "no neighbours grid" in warnings[0]
     assert not (tmp_path / "nn.png").exists()
+
+
+def test_colour_models_get_the_check_and_an_rgb_grid(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(8):  # a tiny colour "data set": 6 training images, the last 2 held out
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f"im{i}.png")
+    cfg = get_preset("cifar10-paper").override("data", dataset="folder", root=str(tmp_path), image_size=8, holdout=2)
+    train = load_dataset(cfg.data, "train")
+    x = torch.rand(3, 3, 8, 8)
+    x[1] = train.get_batch(torch.tensor([4]))[0]
+    out = _memorisation_of(x, cfg, train, load_dataset(cfg.data, "holdout").get_batch(torch.arange(2)), "",
+                           "cpu", tmp_path / "nn.png", {}, [])
+    assert out["nn_n_train"] == 6 and out["nn_n_real"] == 2 and out["nn_distances"][1] == 0.0
+    tiles, meta = read_neighbour_grid(out["neighbours_png"])
+    assert tiles.shape == (3 * 6, 3, 8, 8) and meta["train_indices"][1][0] == 4
+    assert np.abs(tiles[6] - x[1].numpy()).max() <= 1 / 255 + 1e-6     # row 2 starts with the copied sample
