@@ -17,13 +17,14 @@ def memorisation_summary(result: Dict[str, Any]) -> str:
     if med is None:
         return "Memorisation check not run: the training images could not be read (see the warning)."
     n = result.get("n", len(result.get("nn_distances") or []))
-    text = f"Median distance to the nearest of {result['nn_n_train']} training images: {med:.2f} (n = {n} samples)"
+    text = (f"Median L2 distance to the nearest of {result['nn_n_train']} training images: {med:.2f} for "
+            f"n = {n} samples")
     if result.get("nn_distance_median_real") is None:
         return text + "; no unseen real images to compare with."
     share = result["share_closer_than_real_p1"]
-    return (text + f", {result['nn_distance_median_real']:.2f} for {result['nn_n_real']} held-out real images. "
-                   f"Possible copies: {round(share * n)} of {n} samples are closer than 99 % of the held-out "
-                   f"images ({result['nn_distance_p1_real']:.2f}); about 1 % if samples sit like unseen digits.")
+    return (text + f", {result['nn_distance_median_real']:.2f} for {result['nn_n_real']} held-out reals. "
+                   f"Possible copies (closer than 99 % of the held-out reals, < {result['nn_distance_p1_real']:.2f}): "
+                   f"{round(share * n)} of {n}; about 1 % if samples sit like unseen images.")
 
 
 class NeighboursView(QWidget):
@@ -32,14 +33,15 @@ class NeighboursView(QWidget):
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
-        title = QLabel("Nearest training images (memorisation check)")
+        title = QLabel("Nearest training images")
         f = title.font()
         f.setBold(True)
         title.setFont(f)
         self.grid = ImageGridView()
         self.grid.set_placeholder("Run an evaluation to see each sample beside its nearest training images")
-        self.summary = QLabel("Each row: a sample (first column), then its 5 nearest training images by L2 distance "
-                              "in pixel space, nearest first. The first samples, not chosen.")
+        title.setToolTip("The memorisation check: does the model copy its training images?")
+        self.summary = QLabel("Each row: a sample, then its 5 nearest training images by L2 distance in pixel "
+                              "space, nearest first. The first samples, not chosen.")
         self.summary.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
