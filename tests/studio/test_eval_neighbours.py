@@ -35,17 +35,20 @@ def test_evaluation_shows_samples_beside_their_nearest_training_images(qtbot, ti
     # the sample tile is the sample, at the stated distance from its neighbour tiles (8-bit PNG rounding aside)
     d = np.sqrt(((grid.images[1:6] - grid.images[0]) ** 2).sum(axis=(1, 2, 3)))
     assert np.allclose(d, first_row, atol=0.06)
-    assert "Possible copies" in tab.neighbours.summary.text() and "held-out real images" in tab.neighbours.summary.text()
+    summary = tab.neighbours.summary.text()
+    assert "Possible copies" in summary and "for 1000 held-out reals" in summary and "n = 12 samples" in summary
     table = tab.results.table
     figures = {table.item(r, 0).text() for r in range(table.rowCount())}
     assert {"NN distance to training set (median)", "Possible copies (share)"} <= figures
 
     saved = tab.export_action(str(tmp_path / "eval.json"))
     data = json.loads(open(saved).read())
-    assert data["neighbours_png"] == str(tmp_path / "eval-neighbours.png") and (tmp_path / "eval-neighbours.png").exists()
+    grid_png = tmp_path / "eval-neighbours.png"                 # the grid is saved beside the JSON
+    assert data["neighbours_png"] == str(grid_png) and grid_png.exists()
 
 
 def test_summary_without_the_check_says_why():
     assert "not run" in memorisation_summary({"nn_distance_median": None})
-    line = memorisation_summary({"nn_distance_median": 5.0, "nn_n_train": 9000, "n": 4, "nn_distance_median_real": None})
+    line = memorisation_summary({"nn_distance_median": 5.0, "nn_n_train": 9000, "n": 4,
+                                 "nn_distance_median_real": None})
     assert "9000 training images" in line and "no unseen real images" in line
