@@ -76,7 +76,7 @@ class EvalTab(Tab):
         body.addWidget(self.results)
         body.addWidget(self.neighbours)
         body.setStretchFactor(0, 1)
-        body.setSizes([760, 240])  # the grid is tall (10 rows of 6 digits): a narrow column suits it
+        body.setSizes([740, 260])  # the grid is tall (10 rows of 6 digits): a narrow column suits it
 
         split_workspace(self, (self.picker, self.form, self.run_bar, note), self.banner, self.run_bar.progress,
                         self.run_bar.status, body)

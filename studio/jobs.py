@@ -488,7 +488,7 @@ class EvalProgress:
 class NeighbourRows:
     """The memorisation grid of an evaluation: each row a sample, then its k nearest training images."""
     images: np.ndarray         # (rows * (1 + k), C, H, W) float32 in [0, 1], row by row
-    captions: List[str]        # one per image: "#i" for the sample, the L2 distance for each neighbour
+    distances: List[List[float]]  # (rows, k): L2 distance of each neighbour to its row's sample, ascending
     nrow: int                  # 1 + k images per row
     path: str                  # the PNG it was read from (ncsn_core.evaluate.save_neighbour_grid)
 
@@ -520,8 +520,7 @@ def evaluate_job(s: SampleSettings, batch_size: int, stop_flag: threading.Event,
     rows = None
     if result.get("neighbours_png"):
         images, meta = read_neighbour_grid(result["neighbours_png"])
-        captions = [c for i, dists in enumerate(meta["distances"], 1) for c in [f"#{i}", *(f"{d:.2f}" for d in dists)]]
-        rows = NeighbourRows(images, captions, 1 + len(meta["distances"][0]), result["neighbours_png"])
+        rows = NeighbourRows(images, meta["distances"], 1 + len(meta["distances"][0]), result["neighbours_png"])
     return EvalOutcome(result, rows)
     yield  # noqa: unreachable - a generator like the other jobs
 

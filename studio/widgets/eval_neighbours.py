@@ -27,9 +27,24 @@ def memorisation_summary(result: Dict[str, Any]) -> str:
                    f"{round(share * n)} of {n}; about 1 % if samples sit like unseen images.")
 
 
+class _NeighbourGrid(ImageGridView):
+    """The grid with row numbers on the samples only (captions over the neighbours would hide the digits to
+    compare); hovering a tile names it and its distance."""
+
+    distances: list = []
+
+    def _on_mouse_moved(self, pos) -> None:
+        super()._on_mouse_moved(pos)
+        k, cols = self.hovered_index, 1 + len(self.distances[0]) if self.distances else 0
+        if k is not None and cols:
+            r, q = divmod(k, cols)
+            self.setToolTip(f"Sample {r + 1}" if q == 0 else
+                            f"Training image nearest #{q} to sample {r + 1}: L2 distance {self.distances[r][q - 1]:.3f}")
+
+
 class NeighboursView(QWidget):
-    """`show_neighbours(rows, result)`: a jobs.NeighbourRows grid (sample | its k nearest training images, distances as
-    captions) and the summary line under it."""
+    """`show_neighbours(rows, result)`: a jobs.NeighbourRows grid (sample | its k nearest training images; the
+    distances in the tooltips and, per row's nearest, in the summary line under it)."""
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -37,7 +52,7 @@ class NeighboursView(QWidget):
         f = title.font()
         f.setBold(True)
         title.setFont(f)
-        self.grid = ImageGridView()
+        self.grid = _NeighbourGrid()
         self.grid.set_placeholder("Run an evaluation to see each sample beside its nearest training images")
         title.setToolTip("The memorisation check: does the model copy its training images?")
         self.summary = QLabel("Each row: a sample, then its 5 nearest training images by L2 distance in pixel "
@@ -53,6 +68,8 @@ class NeighboursView(QWidget):
         if rows is None:
             self.grid.clear()
         else:
-            self.grid.set_images(np.asarray(rows.images), nrow=rows.nrow, captions=rows.captions, immediate=True)
-            self.grid.setToolTip(f"Sample | its nearest training images (L2 distance, pixels in [0, 1]); {rows.path}")
-        self.summary.setText(memorisation_summary(result))
+            self.grid.distances = rows.distances
+            captions = [f"#{q // rows.nrow + 1}" if q % rows.nrow == 0 else "" for q in range(len(rows.images))]
+            self.grid.set_images(np.asarray(rows.images), nrow=rows.nrow, captions=captions, immediate=True)
+        self.summary.setText(memorisation_summary(result) + ("" if rows is None else " Nearest per row: " + ", ".join(
+            f"{d[0]:.2f}" for d in rows.distances) + "."))

@@ -3,6 +3,7 @@ its 5 nearest training images with their distances, the summary line, and Ctrl+S
 import json
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 
 from conftest import set_text, wait_idle
@@ -28,14 +29,15 @@ def test_evaluation_shows_samples_beside_their_nearest_training_images(qtbot, ti
     grid = tab.neighbours.grid
     assert grid.images.shape == (10 * 6, 1, 28, 28)             # the first 10 samples, each | its 5 neighbours
     caps = grid.captions()
-    assert caps[0] == "#1" and caps[6] == "#2"
-    first_row = [float(c) for c in caps[1:6]]
-    assert first_row == sorted(first_row)                        # nearest first
-    assert first_row[0] == float(f"{result['nn_distances'][0]:.2f}")
+    assert caps[0] == "#1" and caps[6] == "#2" and caps[1:6] == [""] * 5   # the neighbours stay uncovered
+    first_row = grid.distances[0]
+    assert len(first_row) == 5 and first_row == sorted(first_row)           # nearest first
+    assert first_row[0] == pytest.approx(result["nn_distances"][0], abs=1e-3)
     # the sample tile is the sample, at the stated distance from its neighbour tiles (8-bit PNG rounding aside)
     d = np.sqrt(((grid.images[1:6] - grid.images[0]) ** 2).sum(axis=(1, 2, 3)))
     assert np.allclose(d, first_row, atol=0.06)
     summary = tab.neighbours.summary.text()
+    assert f"Nearest per row: {first_row[0]:.2f}," in summary
     assert "Possible copies" in summary and "for 1000 held-out reals" in summary and "n = 12 samples" in summary
     table = tab.results.table
     figures = {table.item(r, 0).text() for r in range(table.rowCount())}
