@@ -19,13 +19,15 @@ import torch
 from . import metrics as M
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DataError, builtin_mnist_set, load_dataset, preprocess
+from .export import read_png_meta, save_grid
 from .resources import BUILTIN_MODEL
 from .config import SampleConfig
+from .progress import Progress  # (stage: "sample" | "metrics", done, total)
 from .sampling import describe, plan, resolve_for, sample
 
 EVAL_HOLDOUT = 1000  # the last 1000 built-in digits: DataConfig(holdout=1000) keeps them out of training
 RVR_DRAWS = 5  # real-vs-real FID draws averaged for the floor
-Progress = Callable[[str, int, int], None]  # (stage: "sample" | "metrics", done, total)
+NN_K, NN_ROWS = 5, 10  # the neighbours grid: the first 10 samples, each beside its 5 nearest training images
 
 
 def builtin_model_path() -> Path:
@@ -57,28 +59,88 @@ def sample_batches(model, sc: SampleConfig, shape: tuple, n: int, seed: int, dev
     return torch.cat(out)
 
 
-def _heldout_images(cfg, device, seed: int) -> tuple[Optional[torch.Tensor], str]:
-    """Held-out images for the DSM loss, preprocessed as in training (dequantised, no flips), and a note.
-    Grayscale: the last 1000 built-in digits at the model's size. Colour: the config's own holdout split."""
+def _heldout_set(cfg) -> tuple[Optional[torch.Tensor], str, bool]:
+    """Held-out real images (N, C, H, W) in [0, 1] on the CPU as stored (not dequantised), a note naming them,
+    and whether the checkpoint's run never trained on them. Grayscale: the last 1000 built-in digits at the
+    model's size (MNIST's test split: unseen by mnist-builtin with holdout >= 1000 and by torchvision mnist).
+    Colour: the config's own holdout split. (None, why, False) when there is none."""
     if cfg.data.channels == 1:
         data = builtin_mnist_set(cfg.data.image_size)
         x = data.get_batch(torch.arange(len(data) - EVAL_HOLDOUT, len(data)))
-        unseen = cfg.data.dataset == "mnist-builtin" and cfg.data.holdout >= EVAL_HOLDOUT
+        unseen = cfg.data.dataset == "mnist" or (cfg.data.dataset == "mnist-builtin"
+                                                 and cfg.data.holdout >= EVAL_HOLDOUT)
         note = (f"the last {EVAL_HOLDOUT} built-in digits"
                 + ("" if unseen else " (WARNING: this model's config did not hold them out of training)"))
-    else:
-        if cfg.data.holdout == 0:
-            return None, "not computed: the config holds no examples out (data.holdout = 0)"
-        try:
-            data = load_dataset(cfg.data, "holdout")
-        except DataError as e:
-            return None, f"not computed: {e}"
-        x = data.get_batch(torch.arange(len(data)))
-        note = f"the {len(data)} held-out examples of {cfg.data.dataset}"
+        return x, note, unseen
+    if cfg.data.holdout == 0:
+        return None, "not computed: the config holds no examples out (data.holdout = 0)", False
+    try:
+        data = load_dataset(cfg.data, "holdout")
+    except DataError as e:
+        return None, f"not computed: {e}", False
+    return data.get_batch(torch.arange(len(data))), f"the {len(data)} held-out examples of {cfg.data.dataset}", True
+
+
+def _dsm_images(held: torch.Tensor, cfg, device, seed: int) -> torch.Tensor:
+    """Held-out images preprocessed as in training (dequantised, no flips), for the DSM loss."""
     from dataclasses import replace
     g = torch.Generator().manual_seed(int(seed))
-    x = preprocess(x, replace(cfg.data, random_flip=False), generator=g)
-    return x.to(device), note
+    return preprocess(held, replace(cfg.data, random_flip=False), generator=g).to(device)
+
+
+def memorisation(x: torch.Tensor, train, held: Optional[torch.Tensor], device,
+                 neighbours: Union[str, Path, None] = None, meta: Optional[dict] = None) -> dict:
+    """The paper's memorisation check: each sample's L2 distance (pixels in [0, 1]) to its nearest training
+    image, beside the same distance for held-out reals that were never trained on.
+
+    x: samples (n, C, H, W); train: the image set the run trained on; held: unseen real images or None.
+    neighbours: a PNG path for the grid of the first NN_ROWS samples | their NN_K nearest training images
+    (uncurated: the first ones); meta goes into its text chunks with the distances and training indices.
+    Returns the keys of metrics.memorisation_figures plus nn_distances (n values), nn_n_train, nn_n_real,
+    neighbours_png (path or None) and nn_seconds.
+    """
+    t0 = time.perf_counter()
+    dist, idx = M.nearest_neighbours(x.to(device), train, k=min(NN_K, len(train)))
+    d_real = None if held is None else M.nearest_neighbours(held.to(device), train, k=1)[0][:, 0].cpu().numpy()
+    d = dist[:, 0].cpu().numpy()
+    out = {**M.memorisation_figures(d, d_real), "nn_distances": [round(float(v), 4) for v in d],
+           "nn_n_train": len(train), "nn_n_real": None if d_real is None else len(d_real), "neighbours_png": None}
+    if neighbours is not None:
+        out["neighbours_png"] = str(save_neighbour_grid(neighbours, x, train, dist.cpu(), idx.cpu(), meta))
+    out["nn_seconds"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def save_neighbour_grid(path: Union[str, Path], x: torch.Tensor, train, dist: torch.Tensor, idx: torch.Tensor,
+                        meta: Optional[dict] = None) -> Path:
+    """PNG grid: row i = sample i, a blank tile, then its k nearest training images, nearest first (the first
+    NN_ROWS samples). dist, idx: (n, k) from metrics.nearest_neighbours. The text chunks carry the distances and
+    training indices of every tile (read_neighbour_grid reads them back)."""
+    rows, k = min(NN_ROWS, len(x)), idx.shape[1]
+    nbrs = train.get_batch(idx[:rows].flatten()).view(rows, k, *x.shape[1:])
+    gap = torch.zeros(rows, 1, *x.shape[1:])  # sets the samples apart from their neighbours, as the paper's panels
+    tiles = torch.cat([x[:rows, None].cpu().clamp(0, 1), gap, nbrs], 1).flatten(0, 1)
+    info = {**(meta or {}), "layout": f"row i = sample i | blank | its {k} nearest training images, nearest first "
+                                      f"(L2 in pixel space, images in [0, 1]); the first {rows} samples, uncurated",
+            "rows": rows, "columns": 2 + k, "tile": list(x.shape[1:]),
+            "distances": [[round(float(v), 4) for v in r] for r in dist[:rows]], "train_indices": idx[:rows].tolist()}
+    return save_grid(tiles, Path(path), nrow=2 + k, meta=info)
+
+
+def read_neighbour_grid(path: Union[str, Path]) -> tuple[np.ndarray, dict]:
+    """The tiles of a save_neighbour_grid PNG without its blank column: float32 (rows * (1 + k), C, H, W) in
+    [0, 1], row by row (sample, then its k neighbours), and its metadata (layout, distances, train_indices, ...)."""
+    from PIL import Image
+    meta = read_png_meta(Path(path))
+    with Image.open(path) as im:
+        a = np.asarray(im.convert("RGB"), np.float32) / 255.0
+    c, h, w = meta["tile"]
+    rows, cols = meta["rows"], meta["columns"]
+    pad = (a.shape[1] - cols * w) // (cols + 1)
+    tiles = [a[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w]
+             for r in range(rows) for q in range(cols) if q != 1]
+    out = np.stack(tiles).transpose(0, 3, 1, 2)
+    return (out[:, :1] if c == 1 else out), meta
 
 
 def _finite(v):
@@ -96,12 +158,14 @@ def _finite(v):
 
 def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int = 0, use_ema: bool = True,
              device: Union[str, torch.device] = "cpu", batch_size: int = 250,
-             progress: Optional[Progress] = None, loss_per_level: bool = True, **sample_overrides) -> dict:
+             progress: Optional[Progress] = None, loss_per_level: bool = True,
+             neighbours: Union[str, Path, None] = None, **sample_overrides) -> dict:
     """Sample n images from a checkpoint and measure them.
 
     checkpoint: a .pt file or run folder (its newest checkpoint); None = the built-in MNIST model.
     sample_overrides: SampleConfig fields (sampler, step_lr, n_steps_each, ...); None or absent takes the
     checkpoint config's `sample` section. loss_per_level: also the DSM loss per level on held-out images.
+    neighbours: a .png path for the grid of the first 10 samples beside their 5 nearest training images.
     progress(stage, done, total) is called while sampling ("sample", Langevin steps over all batches)
     and while measuring ("metrics"). Everything is seeded by `seed`.
 
@@ -114,9 +178,17 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
     class_fractions, class_entropy_nats, class_entropy_uniform_nats, max_class_fraction, mean_confidence,
     mean_confidence_real, classifier {path, heldout_accuracy, feature_dim}.
     metric_kind "inception" (3 channels) adds: inception_score, inception_score_std, fid_inception.
+    Memorisation (see `memorisation`; None when the training set cannot be read, real-based ones when there are no
+    unseen reals): nn_distances (each sample's L2 distance, pixels in [0, 1], to its nearest training image),
+    nn_distance_median, nn_distance_p5, nn_distance_min, the held-out reals' nn_distance_median_real,
+    nn_distance_p5_real, nn_distance_p1_real, share_closer_than_real_p1 and _p5 (samples nearer a training image
+    than that percentile of the reals: possible copies), nn_n_train, nn_n_real, nn_reference, nn_reference_real,
+    neighbours_png, nn_seconds.
     Raises CheckpointError (bad checkpoint) or MetricsError (bad n, missing classifier or Inception weights).
     """
     t_start = time.perf_counter()
+    if neighbours is not None and Path(neighbours).suffix.lower() != ".png":
+        raise M.MetricsError(f"neighbours={neighbours}: the neighbours grid is a PNG image; name a .png file")
     if checkpoint is None and not builtin_model_path().exists():
         raise CheckpointError(f"no checkpoint given and the built-in model {builtin_model_path()} is missing: "
                               f"train one with `ncsn train --preset mnist-cpu` and pass its run folder")
@@ -142,7 +214,7 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
                  "n": n, "seed": seed, "device": str(torch_device), "sampler": settings, "label": label,
                  "sampling_seconds": round(sampling_seconds, 3), "nonfinite_samples": bad}
 
-    n_ticks = 4 + settings["L"]
+    n_ticks = 5 + settings["L"]
     tick = (lambda done: progress("metrics", done, n_ticks)) if progress is not None else (lambda done: None)
     tick(0)
     if real_colour is not None:
@@ -157,18 +229,41 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
         res.update(metric_kind="digits", **digit_metrics(x, seed, tick))
     tick(4)
 
-    held, note = _heldout_images(cfg, torch_device, seed) if loss_per_level else (None, "not asked for")
+    held, note, unseen = _heldout_set(cfg)
+    meta = {"checkpoint": str(ld.path), "step": ld.step, "label": label, "seed": seed, "config": cfg.to_dict()}
+    res.update(_memorisation_of(x, cfg, real_colour, held if unseen else None, note, torch_device, neighbours, meta,
+                                warnings))
+    tick(5)
     res.update({"sigmas": [float(f"{v:.6g}") for v in model.sigmas.tolist()], "anneal_power": cfg.train.anneal_power,
-                "dsm_images": note, "dsm_loss_per_level": None})
-    if held is not None:
-        res["dsm_loss_per_level"] = M.dsm_loss_per_level(model, held, model.sigmas, seed=seed,
-                                                         anneal_power=cfg.train.anneal_power,
-                                                         on_level=lambda i: tick(5 + i)).tolist()
+                "dsm_images": note if loss_per_level else "not asked for", "dsm_loss_per_level": None})
+    if held is not None and loss_per_level:
+        res["dsm_loss_per_level"] = M.dsm_loss_per_level(model, _dsm_images(held, cfg, torch_device, seed),
+                                                         model.sigmas, seed=seed, anneal_power=cfg.train.anneal_power,
+                                                         on_level=lambda i: tick(6 + i)).tolist()
     elif loss_per_level:
         warnings.append(f"DSM loss per level {note}")
     res["warnings"] = warnings
     res["eval_seconds"] = round(time.perf_counter() - t_start, 3)
     return _finite(res)
+
+
+def _memorisation_of(x, cfg, real_colour, held, held_note: str, device, neighbours, meta: dict,
+                     warnings: list) -> dict:
+    """`memorisation` against exactly the images the checkpoint's run trained on (its config.data, 'train'
+    split: the first 9,000 built-in digits for mnist-builtin with holdout 1000), with held-out reals only when
+    the run never saw them; what cannot be measured becomes a warning and None figures."""
+    try:
+        train = real_colour if real_colour is not None else load_dataset(cfg.data, "train")
+    except DataError as e:
+        warnings.append(f"memorisation check skipped: the training images cannot be loaded ({e})"
+                        + ("; no neighbours grid written" if neighbours is not None else ""))
+        return dict.fromkeys([*M.memorisation_figures(np.zeros(1), None), "nn_distances", "nn_n_train", "nn_n_real",
+                              "nn_reference", "nn_reference_real", "neighbours_png", "nn_seconds"])
+    if held is None:
+        warnings.append(f"memorisation check: no unseen real images to compare with ({held_note})")
+    where = f"the {len(train)} training images of {cfg.data.dataset} (config.data: holdout {cfg.data.holdout})"
+    out = memorisation(x, train, held, device, neighbours, {**meta, "training_images": where})
+    return {**out, "nn_reference": where, "nn_reference_real": held_note if held is not None else None}
 
 
 def _check_inputs(cfg, n: int, batch_size: int):
@@ -293,6 +388,7 @@ def format_report(r: dict) -> str:
                              f"+- {r['inception_score_std']:.3f} over 10 splits"),
                   row.format(f"FID, Inception features (n={r['n']})", f"{r['fid_inception']:.2f}",
                              f"vs {r['n']} real training images")]
+    lines += _memorisation_lines(r, row)
     lines += ["", f"  DSM loss per noise level on {r['dsm_images']} "
                   f"(sigma^{r['anneal_power']:g}-weighted, the paper's loss):"]
     if r["dsm_loss_per_level"] is not None:
@@ -301,6 +397,32 @@ def format_report(r: dict) -> str:
                   for i, (sg, v) in enumerate(zip(r["sigmas"], r["dsm_loss_per_level"]))]
     lines += [f"  warning: {w}" for w in r["warnings"]]
     return "\n".join(lines)
+
+
+def _memorisation_lines(r: dict, row: str) -> list:
+    """The report's memorisation section: nearest-training-image distances of samples beside held-out reals."""
+    if r.get("nn_distance_median") is None:
+        return []
+    n, m = r["n"], r["nn_n_real"]
+    real = lambda key, text: (f"{r[key]:.3f} {text}" if r[key] is not None else "no unseen reals")  # noqa: E731
+    lines = ["", f"  memorisation: L2 distance (pixels in [0, 1]) to the nearest of {r['nn_reference']} "
+                 f"({r['nn_seconds']:.1f} s)",
+             row.format(f"median NN distance (n={n})", f"{r['nn_distance_median']:.3f}",
+                        real("nn_distance_median_real", f"held-out reals (n={m})")),
+             row.format(f"5th percentile NN distance (n={n})", f"{r['nn_distance_p5']:.3f}",
+                        real("nn_distance_p5_real", f"held-out reals (n={m})")),
+             row.format(f"smallest NN distance (n={n})", f"{r['nn_distance_min']:.3f}",
+                        real("nn_distance_p1_real", f"1st percentile of held-out reals (n={m})"))]
+    if r["share_closer_than_real_p1"] is not None:
+        for p in (1, 5):
+            share = r[f"share_closer_than_real_p{p}"]
+            lines.append(row.format(f"share closer than real p{p} (n={n})", f"{share:.3f}",
+                                    f"{round(share * n)} of {n}; {p / 100:.2f} if like unseen reals"
+                                    + ("; these are possible copies" if p == 1 else "")))
+    if r.get("neighbours_png"):
+        lines.append(f"  neighbours grid (first {min(NN_ROWS, n)} samples | their {NN_K} nearest training images): "
+                     f"{r['neighbours_png']}")
+    return lines
 
 
 def cmd_eval(args, user_error: type) -> int:
@@ -321,7 +443,7 @@ def cmd_eval(args, user_error: type) -> int:
     progress, close = staged(not args.json and not args.quiet)
     try:
         res = evaluate(args.checkpoint, n=args.n, seed=args.seed, use_ema=not args.no_ema, device=device,
-                       batch_size=args.batch_size, progress=progress, **overrides)
+                       batch_size=args.batch_size, progress=progress, neighbours=args.neighbours, **overrides)
     except (CheckpointError, M.MetricsError, DataError) as e:
         raise user_error(str(e)) from e
     finally:
@@ -339,5 +461,7 @@ def add_eval_parser(subparsers, common: Callable, sampler_flags: Callable, user_
     p.add_argument("--n", type=int, default=1000, help="number of samples (default 1000; FID depends on it)")
     sampler_flags(p, " (default: config)")
     p.add_argument("--batch-size", type=int, default=250, help="samples per Langevin batch (default 250)")
+    p.add_argument("--neighbours", metavar="PATH", help="write a .png grid: each of the first 10 samples beside its "
+                                                       "5 nearest training images (distances in its metadata)")
     common(p)
     p.set_defaults(func=lambda args: cmd_eval(args, user_error))

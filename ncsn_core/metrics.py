@@ -232,6 +232,69 @@ def dsm_loss_per_level(model: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
 
 
 # ---------------------------------------------------------------------------------------------
+# Memorisation: nearest training images in pixel space (the paper's nearest-neighbour figure)
+# ---------------------------------------------------------------------------------------------
+@torch.no_grad()
+def nearest_neighbours(queries: torch.Tensor, reference, k: int = 1,
+                       max_elements: int = 4_000_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k nearest reference images of each query by L2 distance in pixel space (images clamped to [0, 1]).
+
+    queries: (N, C, H, W). reference: an image set (len() and get_batch(LongTensor) -> (B, C, H, W) in [0, 1],
+    see ncsn_core.data) or a tensor (M, C, H, W). Returns (distances float32 (N, k), ascending; indices int64
+    (N, k) into reference), on the queries' device. The search reads the reference in chunks and keeps a
+    running top-k, so memory stays near max_elements floats however large the reference (60,000 digits or a
+    folder); it uses |q|^2 - 2 q.r + |r|^2 (one matrix product per chunk), whose float32 rounding is ~1e-4 in
+    d^2, so the k distances returned are recomputed exactly from the chosen images (a copy gives 0, not 0.01).
+    """
+    get = reference.get_batch if hasattr(reference, "get_batch") else reference.__getitem__
+    m, n = len(reference), len(queries)
+    if n == 0 or not 1 <= k <= m:
+        raise MetricsError(f"nearest_neighbours needs queries and 1 <= k <= {m} reference images; got {n} "
+                           f"queries and k={k}")
+    q = queries.flatten(1).float().clamp(0, 1)
+    ref_shape = tuple(get(torch.arange(1)).shape[1:])
+    if ref_shape != tuple(queries.shape[1:]):
+        raise MetricsError(f"queries of shape {tuple(queries.shape[1:])} and reference images of shape "
+                           f"{ref_shape} differ: compare images of one format")
+    q_sq = q.pow(2).sum(1, keepdim=True)
+    chunk = max(k, max_elements // n)
+    best_d2 = q.new_empty((n, 0))
+    best_i = torch.empty((n, 0), dtype=torch.long, device=q.device)
+    for start in range(0, m, chunk):
+        idx = torch.arange(start, min(start + chunk, m))
+        r = get(idx).flatten(1).float().clamp(0, 1).to(q.device)
+        d2 = torch.addmm(q_sq + r.pow(2).sum(1), q, r.T, alpha=-2.0)  # (n, chunk) squared distances
+        v, j = d2.topk(min(k, len(idx)), dim=1, largest=False)  # this chunk's best, then merged with the best so far
+        best_d2, best_i = torch.cat([best_d2, v], 1), torch.cat([best_i, j + start], 1)
+        best_d2, pick = best_d2.topk(min(k, best_d2.shape[1]), dim=1, largest=False)
+        best_i = best_i.gather(1, pick)
+    nearest = get(best_i.flatten().cpu()).flatten(1).float().clamp(0, 1).to(q.device).view(n, k, -1)
+    dist = (nearest - q[:, None]).norm(dim=2)
+    dist, order = dist.sort(dim=1)
+    return dist, best_i.gather(1, order)
+
+
+def memorisation_figures(d_samples: np.ndarray, d_real: Optional[np.ndarray]) -> dict:
+    """Summaries of nearest-training-image distances: samples beside held-out real images (never trained on).
+
+    d_samples: (n,) each sample's distance to its nearest training image; d_real: (n_real,) the same for
+    held-out reals, or None. A model that copies puts samples closer to the training set than real unseen
+    images are: share_closer_than_real_p1 is the share of samples nearer than the held-out 1st percentile
+    ("possible copies"; about 0.01 if samples sit like unseen reals). Real-based keys are None without d_real.
+    """
+    d = np.asarray(d_samples, np.float64)
+    out = {"nn_distance_median": float(np.median(d)), "nn_distance_p5": float(np.percentile(d, 5)),
+           "nn_distance_min": float(d.min()), "nn_distance_median_real": None, "nn_distance_p5_real": None,
+           "nn_distance_p1_real": None, "share_closer_than_real_p1": None, "share_closer_than_real_p5": None}
+    if d_real is not None:
+        r = np.asarray(d_real, np.float64)
+        p1, p5 = float(np.percentile(r, 1)), float(np.percentile(r, 5))
+        out.update(nn_distance_median_real=float(np.median(r)), nn_distance_p5_real=p5, nn_distance_p1_real=p1,
+                   share_closer_than_real_p1=float((d < p1).mean()), share_closer_than_real_p5=float((d < p5).mean()))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Inception Score and FID for colour data sets (torch-fidelity, local weights only)
 # ---------------------------------------------------------------------------------------------
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"

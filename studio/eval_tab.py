@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFileDialog, QLabel, QWidget
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QFileDialog, QLabel, QSplitter, QWidget
 
 from . import jobs
 from .controller import IDLE, RUNNING, LatestRun, RunController
 from .tab import Tab
 from .widgets.banner import MessageBanner
+from .widgets.eval_neighbours import NeighboursView
 from .widgets.eval_results import EvalResults
 from .widgets.model_picker import ModelPicker
 from .widgets.number_edit import NumberEdit
@@ -41,6 +44,7 @@ class EvalTab(Tab):
         self.info: Optional[jobs.CheckpointInfo] = None
         self._n = 0
         self._stop_flag = threading.Event()
+        self._scratch = tempfile.TemporaryDirectory(prefix="ncsn-eval-")  # the neighbours grid PNG; removed with us
         self._relay = _Relay(self)
         self._relay.progressed.connect(self._on_progress)
         self._build()
@@ -67,9 +71,15 @@ class EvalTab(Tab):
         note.setWordWrap(True)
         self.banner = MessageBanner(self)
         self.results = EvalResults()
+        self.neighbours = NeighboursView()
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(self.results)
+        body.addWidget(self.neighbours)
+        body.setStretchFactor(0, 1)
+        body.setSizes([740, 260])  # the grid is tall (10 rows of 6 digits): a narrow column suits it
 
         split_workspace(self, (self.picker, self.form, self.run_bar, note), self.banner, self.run_bar.progress,
-                        self.run_bar.status, self.results)
+                        self.run_bar.status, body)
 
         self.picker.model_read.connect(self._on_model_read)
         self.picker.model_failed.connect(self._on_model_failed)
@@ -118,7 +128,8 @@ class EvalTab(Tab):
         self.banner.dismiss()
         self.run_bar.set_progress(0)
         self.run_bar.status.setText("Starting\u2026")
-        self.controller.start(lambda: jobs.evaluate_job(s, batch_size, flag, emit))
+        grid = str(Path(self._scratch.name) / "neighbours.png")
+        self.controller.start(lambda: jobs.evaluate_job(s, batch_size, flag, emit, neighbours=grid))
         self.status_message.emit(f"Evaluating {s.checkpoint} with n = {s.n}")
         return True
 
@@ -145,7 +156,8 @@ class EvalTab(Tab):
             yield lambda: not self.controller.is_busy()
 
     def export_action(self, path: Optional[str] = None) -> Optional[str]:
-        """Ctrl+S: save the last results as JSON (file dialog when path is None)."""
+        """Ctrl+S: save the last results as JSON (file dialog when path is None), and the neighbours grid beside it
+    as <name>-neighbours.png."""
         if self.results.result is None:
             self.status_message.emit("No results yet: run an evaluation first")
             return None
@@ -153,7 +165,12 @@ class EvalTab(Tab):
             path, _ = QFileDialog.getSaveFileName(self, "Save evaluation results", "evaluation.json", "JSON (*.json)")
             if not path:
                 return None
-        Path(path).write_text(json.dumps(self.results.result, indent=2, default=str))
+        result = dict(self.results.result)
+        if result.get("neighbours_png") and Path(result["neighbours_png"]).exists():
+            grid = Path(path).with_name(Path(path).stem + "-neighbours.png")
+            shutil.copyfile(result["neighbours_png"], grid)
+            result["neighbours_png"] = str(grid)
+        Path(path).write_text(json.dumps(result, indent=2, default=str))
         self.status_message.emit(f"Saved {path}")
         return path
 
@@ -168,9 +185,11 @@ class EvalTab(Tab):
         self.banner.show_message(f"Evaluation failed: {message}", "error")
         self.run_bar.status.setText("Failed; see the message above.")
 
-    def _on_finished(self, result: object) -> None:
-        if isinstance(result, dict):
+    def _on_finished(self, outcome: object) -> None:
+        if isinstance(outcome, jobs.EvalOutcome):
+            result = outcome.result
             self.results.show_result(result, self._n)
+            self.neighbours.show_neighbours(outcome.neighbours, result)
             warnings = result.get("warnings") or []
             if warnings:
                 self.banner.show_message("Note: " + "; ".join(str(w) for w in warnings), "warning")

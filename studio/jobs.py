@@ -457,11 +457,28 @@ class EvalProgress:
     fraction: Optional[float]
 
 
+@dataclass(frozen=True)
+class NeighbourRows:
+    """The memorisation grid of an evaluation: each row a sample, then its k nearest training images."""
+    images: np.ndarray         # (rows * (1 + k), C, H, W) float32 in [0, 1], row by row
+    distances: List[List[float]]  # (rows, k): L2 distance of each neighbour to its row's sample, ascending
+    nrow: int                  # 1 + k images per row
+    path: str                  # the PNG it was read from (ncsn_core.evaluate.save_neighbour_grid)
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    result: dict                          # evaluate()'s JSON-ready figures
+    neighbours: Optional[NeighbourRows]   # None when the training images could not be read
+
+
 def evaluate_job(s: SampleSettings, batch_size: int, stop_flag: threading.Event,
-                 progress: Callable[[EvalProgress], None]) -> Generator[Any, Optional[str], Optional[dict]]:
+                 progress: Callable[[EvalProgress], None],
+                 neighbours: Optional[str] = None) -> Generator[Any, Optional[str], Optional[EvalOutcome]]:
     """ncsn_core.evaluate.evaluate on this thread. `evaluate` blocks, so progress goes out through the
-    `progress` callable (a Qt signal's emit is thread-safe) and a stop is a flag checked there."""
-    from ncsn_core.evaluate import evaluate
+    `progress` callable (a Qt signal's emit is thread-safe) and a stop is a flag checked there.
+    neighbours: where evaluate() writes the neighbours grid PNG, which is read back here, off the GUI thread."""
+    from ncsn_core.evaluate import evaluate, read_neighbour_grid
 
     def on_progress(*args, **kwargs) -> None:
         if stop_flag.is_set():
@@ -470,10 +487,14 @@ def evaluate_job(s: SampleSettings, batch_size: int, stop_flag: threading.Event,
 
     try:
         result = evaluate(s.checkpoint, n=s.n, seed=s.seed, use_ema=s.use_ema, device="cpu", batch_size=batch_size,
-                          progress=on_progress, **eval_overrides(s))
+                          progress=on_progress, neighbours=neighbours, **eval_overrides(s))
     except Cancelled:
         return None
-    return result
+    rows = None
+    if result.get("neighbours_png"):
+        images, meta = read_neighbour_grid(result["neighbours_png"])
+        rows = NeighbourRows(images, meta["distances"], 1 + len(meta["distances"][0]), result["neighbours_png"])
+    return EvalOutcome(result, rows)
     yield  # noqa: unreachable - a generator like the other jobs
 
 

@@ -25,6 +25,14 @@ FIGURES = {
     "fid_ratio": ("FID / floor", "FID divided by the real-vs-real floor: 1 = as close as two real sets of this n."),
     "entropy": ("Class entropy (nats)", "Entropy of the predicted-digit histogram; uniform over 10 digits = 2.303."),
     "mean_confidence": ("Mean classifier confidence", "Average top-class probability of generated digits."),
+    "nn_distance_median": ("NN distance to training set (median)",
+                           "L2 distance (pixels in [0, 1]) from each sample to its nearest training image: the median "
+                           "over samples. Far below the held-out reals' value would mean copying."),
+    "nn_distance_median_real": ("NN distance, held-out reals (median)",
+                                "The same distance for real images the model never trained on."),
+    "share_closer_than_real_p1": ("Possible copies (share)",
+                                  "Share of samples closer to a training image than 99 % of held-out real images are; "
+                                  "about 0.01 if samples sit like unseen reals."),
     "inception_score": ("Inception score", ""),
     "fid": ("FID", ""),
 }
@@ -187,7 +195,7 @@ class EvalResults(QWidget):
         hk = find_key(result, "class_histogram", "histogram", "class_counts")
         lk = find_key(result, "dsm_loss_per_level", "dsm_per_level", "loss_per_level", "dsm_loss", "loss_per_sigma")
         for k, v in result.items():
-            if k in used or k in (hk, lk, "label", "warnings", "class_fractions", "sigmas"):
+            if k in used or k in (hk, lk, "label", "warnings", "class_fractions", "sigmas", "nn_distances"):
                 continue
             if isinstance(v, dict) and v.get("description"):  # the sampler: its own one-line description
                 rows.append((k.replace("_", " "), str(v["description"]), _fmt(v)))
