@@ -577,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     from .evaluate import add_eval_parser
-    add_eval_parser(sub, _common, _sampler_flags, UserError)
+    add_eval_parser(sub, _common, _sampler_flags, sample_overrides, UserError)
     from .bench import add_bench_parser
     add_bench_parser(sub, _common, UserError)
     return ap

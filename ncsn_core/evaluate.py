@@ -425,7 +425,7 @@ def _memorisation_lines(r: dict, row: str) -> list:
     return lines
 
 
-def cmd_eval(args, user_error: type) -> int:
+def cmd_eval(args, user_error: type, sample_overrides: Callable[..., dict]) -> int:
     """Run `ncsn eval`; input problems raise `user_error` with one line."""
     from .training import pick_device
     for name, v in (("--n", args.n), ("--batch-size", args.batch_size)):
@@ -437,7 +437,6 @@ def cmd_eval(args, user_error: type) -> int:
         device = pick_device(args.device)
     except (ValueError, RuntimeError) as e:
         raise user_error(str(e)) from e
-    from .cli import sample_overrides  # cli imports this module lazily: no cycle at import time
     from .progress import staged
     overrides = sample_overrides(args)  # --config, --set sample.*, then the sampler flags
     progress, close = staged(not args.json and not args.quiet)
@@ -452,9 +451,11 @@ def cmd_eval(args, user_error: type) -> int:
     return 0
 
 
-def add_eval_parser(subparsers, common: Callable, sampler_flags: Callable, user_error: type) -> None:
+def add_eval_parser(subparsers, common: Callable, sampler_flags: Callable, sample_overrides: Callable[..., dict],
+                    user_error: type) -> None:
     """Register `ncsn eval [CHECKPOINT] --n N --seed S ...` on the `ncsn` subparsers; `common` adds
-    --json/--device/--quiet; args.func(args) runs it and returns the exit code."""
+    --json/--device/--quiet; `sample_overrides(args)` reads the sampler settings (cli.py: passed in, as
+    cli imports this module); args.func(args) runs it and returns the exit code."""
     p = subparsers.add_parser("eval", help="sample quality: classifier FID beside its real-vs-real floor, class "
                                            "histogram, DSM loss per level (IS/FID for colour models)")
     p.add_argument("checkpoint", nargs="?", help="checkpoint .pt or run folder (default: the built-in MNIST model)")
@@ -464,4 +465,4 @@ def add_eval_parser(subparsers, common: Callable, sampler_flags: Callable, user_
     p.add_argument("--neighbours", metavar="PATH", help="write a .png grid: each of the first 10 samples beside its "
                                                        "5 nearest training images (distances in its metadata)")
     common(p)
-    p.set_defaults(func=lambda args: cmd_eval(args, user_error))
+    p.set_defaults(func=lambda args: cmd_eval(args, user_error, sample_overrides))
