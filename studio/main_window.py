@@ -9,7 +9,7 @@ from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget)
 
-from . import jobs, settings
+from . import follow, jobs, settings
 from .controller import IDLE, RunController
 from .eval_tab import EvalTab
 from .menus import build_menus
@@ -160,6 +160,16 @@ class MainWindow(QMainWindow):
         else:
             target.picker.open_dialog()
 
+    def follow_run_folder(self, path: Optional[str] = None) -> bool:
+        """File > Follow run folder: watch, read-only, a run another process writes, in the Train tab."""
+        if not path:
+            from PySide6.QtWidgets import QFileDialog
+            path = QFileDialog.getExistingDirectory(self, "Follow run folder", str(settings.runs_root()))
+            if not path:
+                return False
+        self.set_tab("train")
+        return self.train_tab.follow_run(path)
+
     def choose_runs_folder(self) -> None:
         from PySide6.QtWidgets import QFileDialog
         path = QFileDialog.getExistingDirectory(self, "Runs folder", str(settings.runs_root()))
@@ -188,6 +198,13 @@ class MainWindow(QMainWindow):
         ck = jobs.latest_checkpoint(run)
         step = int(ck.stem.split("_")[1]) if ck else 0
         more = f" ({len(runs) - 1} more unfinished)" if len(runs) > 1 else ""
+        age = follow.live_age(run)
+        if age is not None:  # another process is writing it now: follow it, do not resume it
+            self.banner.show_message(f"A training run is being written by another process: {run} (last update "
+                                     f"{age:.0f} s ago){more}. Follow it (read-only)?", "info",
+                                     [("Follow", lambda: self.follow_run_folder(run)),
+                                      ("Dismiss", lambda: self._dismiss_run(run))])
+            return
         self.banner.show_message(f"An unfinished training run was found: {run} (stopped at step {step:,}){more}. "
                                  f"Resume it?", "info",
                                  [("Resume", lambda: self._resume(run)), ("Dismiss", lambda: self._dismiss_run(run))])
