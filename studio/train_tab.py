@@ -52,6 +52,8 @@ class TrainTab(Tab):
         self.last_step = 0
         self._ended = True
         self.follower: Optional[follow.RunFollower] = None
+        self._last_report = None       # (step, elapsed_s) of the newest TrainStep, for the time one step takes
+        self.step_s = math.nan         # seconds per optimiser step, measured between the last two reports
         self._history_t0: Optional[float] = None  # wall time of the first metrics record shown
         # extra config values the form does not show, {section: {key: value}} (scripts and tests use it,
         # e.g. a smaller network); applied last and validated like the rest
@@ -188,7 +190,8 @@ class TrainTab(Tab):
     def stop(self) -> None:
         if self.controller.state in (RUNNING, PAUSED):
             self.controller.stop()
-            self.run_bar.status.setText("Stopping: saving a checkpoint\u2026")
+            took = f" (the last took {self.step_s:.1f} s)" if self.step_s >= 1 else ""
+            self.run_bar.status.setText(f"Stopping after the current step{took}, then saving a checkpoint\u2026")
 
     def run_action(self) -> None:
         """F5: start when idle, resume when paused."""
@@ -365,9 +368,14 @@ class TrainTab(Tab):
         kind = type(ev).__name__
         status = self.run_bar.status
         if kind == "TrainStarting":
+            self._last_report, self.step_s = None, math.nan
             self.plots.start(ev.sigmas, ev.resume)
             self.run_bar.progress.setMaximum(int(ev.config["train"]["n_iters"]))
         elif kind == "TrainStep":
+            s0, t0 = self._last_report or (ev.step, ev.elapsed_s)
+            if ev.step > s0 and ev.elapsed_s > t0:
+                self.step_s = (ev.elapsed_s - t0) / (ev.step - s0)
+            self._last_report = (ev.step, ev.elapsed_s)
             self.last_step = ev.step
             self.plots.add_step(ev)
             self.run_bar.set_progress(ev.step, ev.n_iters)
