@@ -155,3 +155,14 @@ def test_resuming_a_live_run_offers_to_follow_it(qtbot, window, tmp_path):
     tab.stop_following()
     assert window.follow_action.text().startswith("&Follow run folder")
     assert window.follow_run_folder(str(run)) and window.current_key() == "train" and tab.follower is not None
+    tab.stop_following()
+
+    from studio import settings
+    from studio.main_window import MainWindow
+    settings.add_recent_run(str(run))                        # at start-up the live run is offered for following
+    win = MainWindow(offer_resume=True)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.banner.text() != "", timeout=5000)
+    assert "written by another process" in win.banner.text()
+    assert [b.text() for b in win.banner.buttons()] == ["Follow", "Dismiss"]
+    win.shutdown()
