@@ -16,7 +16,7 @@ from studio.train_tab import TrainTab
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def tiny_cli_train(run_dir: Path, n_iters: int = 60) -> subprocess.Popen:
+def tiny_cli_train(run_dir: Path, n_iters: int = 40) -> subprocess.Popen:
     """`ncsn train` on the tiny network (3 noise levels, 8 channels): a few seconds on one slow core."""
     cmd = [sys.executable, "-m", "ncsn_core.cli", "train", "--preset", "mnist-cpu-levels", "--run-dir", str(run_dir),
            "--n-iters", str(n_iters), "--batch-size", "8", "--log-every", "2", "--preview-every", "20",
@@ -62,12 +62,12 @@ def test_following_a_cli_run_grows_the_curves_until_it_finishes(qtbot, tab, tmp_
             proc.wait()
     grown = sorted({n for n, state in seen if state == "following"})
     assert len(grown) >= 2, f"the curve never grew while following: {seen}"    # new points arrived live
-    assert tab.last_step == 60 and n_points(tab) == 30                        # every record, none twice
-    assert tab.plots.loss_plot.steps == [float(s) for s in range(2, 61, 2)]
+    assert tab.last_step == 40 and n_points(tab) == 20                        # every record, none twice
+    assert tab.plots.loss_plot.steps == [float(s) for s in range(2, 41, 2)]
     assert len(tab.plots.level_plot.curves) == 3
-    assert "step 60" in tab.plots.preview_label.text()                          # the newest preview is shown
-    assert finished[0].endswith("ckpt_00000060.pt") and tab.last_checkpoint == finished[0]
-    assert "finished at step 60" in tab.follow_label.text()                     # the state says finished
+    assert "step 40" in tab.plots.preview_label.text()                          # the newest preview is shown
+    assert finished[0].endswith("ckpt_00000040.pt") and tab.last_checkpoint == finished[0]
+    assert "finished at step 40" in tab.follow_label.text()                     # the state says finished
     assert tab.follower is None and tab.run_bar.run_button.isEnabled() and tab.form.isEnabled()
 
 
