@@ -282,8 +282,8 @@ class TrainTab(Tab):
         for w in (self.data, self.form, self.run_dir_edit):
             w.setEnabled(not on)
         self.follow_button.setVisible(on)
-        self.follow_label.setVisible(True if on else self.follow_label.isVisible())
         if on:
+            self.follow_label.show()
             self.run_bar.set_problem("Following a run another process writes (read-only): stop following to "
                                      "train here")
         else:
