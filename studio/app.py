@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -108,7 +109,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         QTimer.singleShot(0, lambda: (app.processEvents(), print(json.dumps({"shown_at": time.time()}), flush=True),
                                       app.quit()))  # processEvents: the first paint is done too
     code = app.exec()
-    win.shutdown()
+    # a worker still inside a long step when the window closed is waited for (up to main_window.SHUTDOWN_WAIT_MS);
+    # past that, a normal exit would abort on "QThread: Destroyed while thread is still running", so leave without
+    # it (checkpoints and PNGs are written atomically: nothing is left half-written)
+    if not win.shutdown():
+        print("NCSN Studio: a worker did not end in time; exiting without it", file=sys.stderr, flush=True)
+        os._exit(code)
     return code
 
 

@@ -256,6 +256,15 @@ def grid_nrow(n: int) -> int:
     return max(1, int(np.ceil(np.sqrt(n))))
 
 
+def yield_interval(sc, n_sigmas: int, asked: int = 0) -> Optional[int]:
+    """Steps between the states a sampler yields in the studio: `asked` when given; else every sigma step (Heun),
+    and for Langevin and pc about 5 frames per level but at least every 10 steps: Stop reaches a generator only
+    when it yields, and the sampler's own default (a quarter of a level) made a long level deaf to it."""
+    if asked or sc.sampler == "heun":
+        return asked or None
+    return max(1, min(10, max(sc.steps_per_level(n_sigmas)) // 5))
+
+
 def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[SampleResult]]:
     """Load the checkpoint, run the chosen sampler (ncsn_core.sampling.sample) over the chosen levels, record the
     level strip and the chain GIF frames on this thread, and classify the final digits when a classifier is
@@ -283,7 +292,8 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
 
     shape = (s.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     strip, chain = LevelStrip(min(s.n, 8)), ChainRecorder(min(s.n, 16), nrow=4, max_frames=s.gif_max_frames)
-    gen = sample(model, sc, shape, seed=s.seed, device=torch.device("cpu"), yield_every=s.yield_every or None)
+    gen = sample(model, sc, shape, seed=s.seed, device=torch.device("cpu"),
+                 yield_every=yield_interval(sc, len(pl.sigmas), s.yield_every))
     if first == "stop":  # stopped before the chain began
         return None
     x, completed, cmd = None, False, None
@@ -351,9 +361,7 @@ def inpaint_job(model: Any, image: np.ndarray, known: np.ndarray, s: SampleSetti
         device = model.sigmas.device
         img = torch.from_numpy(image).to(device)[None].expand(s.n, -1, -1, -1).contiguous()
         m = torch.from_numpy(known).to(device)[None, None]
-        every = s.yield_every or None  # Heun: every sigma step; Langevin and pc: at least every 10 steps
-        if every is None and sc.sampler != "heun":
-            every = max(1, min(10, max(sc.steps_per_level(len(sampler_plan(model, sc).sigmas))) // 5))
+        every = yield_interval(sc, len(sampler_plan(model, sc).sigmas), s.yield_every)
         return sample(model, sc, img.shape, seed=s.seed, device=device, yield_every=every, image=img, mask=m)
     return make_gen
 

@@ -14,7 +14,7 @@ ABOUT = ("NCSN Studio: train, sample and inspect Noise Conditional Score Network
 
 def build_menus(win: QMainWindow) -> None:
     """Add the menus to `win` (a MainWindow) and keep the actions tests and shortcuts use on it:
-    open_action, export_action, quit_action, run_action, stop_action, recent_menu."""
+    open_action, export_action, follow_action, quit_action, run_action, stop_action, recent_menu."""
     m = win.menuBar()
     file_menu = m.addMenu("&File")
     win.open_action = _action(win, "&Open checkpoint\u2026", QKeySequence.StandardKey.Open, win.open_checkpoint)
@@ -28,6 +28,10 @@ def build_menus(win: QMainWindow) -> None:
     file_menu.addAction(win.export_action)
     win.recent_menu = file_menu.addMenu("Open &recent")
     win.recent_menu.aboutToShow.connect(lambda: _fill_recent_menu(win.recent_menu, win))
+    win.follow_action = _action(win, "&Follow run folder\u2026", None, win.follow_run_folder)
+    win.follow_action.setStatusTip("Watch, read-only, a run another process writes (ncsn train, a cluster job on a "
+                                   "shared folder): its curves, previews and checkpoints as they come")
+    file_menu.addAction(win.follow_action)
     runs_action = _action(win, "Runs &folder\u2026", None, win.choose_runs_folder)
     runs_action.setStatusTip("Where new training runs are written (and where the checkpoint lists look)")
     file_menu.addAction(runs_action)

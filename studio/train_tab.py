@@ -1,5 +1,5 @@
 """Train tab: pick data, preset and hyperparameters; start / pause / resume / stop; watch the loss, the
-loss per noise level, speed, ETA and preview samples live."""
+loss per noise level, speed, ETA and preview samples live; or follow, read-only, a run another process writes."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFormLayout, QLineEdit, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QPushButton, QWidget
 
-from . import jobs, settings
+from . import follow, jobs, settings
 from .controller import IDLE, PAUSED, RUNNING, RunController
 from .tab import Tab
 from .widgets.banner import MessageBanner
@@ -31,17 +31,30 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def format_age(seconds: float) -> str:
+    """'3 s' under a minute, then m:ss (or h:mm:ss)."""
+    return f"{seconds:.0f} s" if math.isfinite(seconds) and 0 <= seconds < 60 else format_duration(seconds)
+
+
 class TrainTab(Tab):
-    """Emits checkpoint_saved(path) for every checkpoint and run_finished(checkpoint or "") at the end."""
+    """Emits checkpoint_saved(path) for every checkpoint and run_finished(checkpoint or "") at the end (of its own
+    run, or of a followed one)."""
 
     checkpoint_saved = Signal(str)
     run_finished = Signal(str)
+    follow_poll_ms = follow.POLL_MS      # how often a followed run folder is polled
+    follow_silent_s = follow.SILENT_S    # a followed run with no write for this long is shown as silent
+
     def __init__(self, controller: Optional[RunController] = None, parent: Optional[QWidget] = None):
         super().__init__(controller, "training", parent)
         self.run_dir: Optional[str] = None
         self.last_checkpoint: Optional[str] = None
         self.last_step = 0
         self._ended = True
+        self.follower: Optional[follow.RunFollower] = None
+        self._last_report = None       # (step, elapsed_s) of the newest TrainStep, for the time one step takes
+        self.step_s = math.nan         # seconds per optimiser step, measured between the last two reports
+        self._history_t0: Optional[float] = None  # wall time of the first metrics record shown
         # extra config values the form does not show, {section: {key: value}} (scripts and tests use it,
         # e.g. a smaller network); applied last and validated like the rest
         self.config_overrides: Dict[str, dict] = {}
@@ -63,10 +76,20 @@ class TrainTab(Tab):
         self.run_bar.pause_button.setToolTip("Pause: writes a checkpoint, then holds the run")
         self.run_bar.stop_button.setToolTip("Stop: saves a checkpoint and ends the run")
         self.run_bar.progress.setFormat("step %v / %m")
+        self.follow_label = QLabel()
+        self.follow_label.setWordWrap(True)
+        self.follow_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.follow_label.setStyleSheet("QLabel { border: 1px solid palette(highlight); border-radius: 4px; "
+                                        "padding: 4px; }")
+        self.follow_label.hide()
+        self.follow_button = QPushButton("Stop following")
+        self.follow_button.setToolTip("Stop watching the run folder (the other process goes on)")
+        self.follow_button.hide()
 
         self.banner = MessageBanner(self)
         self.plots = TrainPlots()
-        split_workspace(self, (self.data, self.form, run_form, self.run_bar), self.banner, self.run_bar.progress,
+        split_workspace(self, (self.data, self.form, run_form, self.run_bar, self.follow_label, self.follow_button),
+                        self.banner, self.run_bar.progress,
                         self.run_bar.status, self.plots)
 
         self.data.changed.connect(self._validate)
@@ -75,6 +98,7 @@ class TrainTab(Tab):
         self.run_bar.pause_button.clicked.connect(self.pause)
         self.run_bar.resume_button.clicked.connect(self.resume)
         self.run_bar.stop_button.clicked.connect(self.stop)
+        self.follow_button.clicked.connect(self.stop_following)
 
     # --- the form ------------------------------------------------------------------------------
     def apply_preset(self, name: str) -> None:
@@ -89,6 +113,8 @@ class TrainTab(Tab):
         return self.form.config_dict(self.data.data_section(), self.config_overrides)
 
     def _validate(self, *_args) -> None:
+        if self.follower is not None:  # Run stays off while following, whatever the form says
+            return
         try:
             self.config_dict()
             self.run_bar.set_problem(None)
@@ -104,7 +130,7 @@ class TrainTab(Tab):
     # --- commands ------------------------------------------------------------------------------
     def start(self) -> bool:
         """Start a new run from the form (False, with the reason shown, when the form is invalid)."""
-        if self.controller.state != IDLE:
+        if self.controller.state != IDLE or self.follower is not None:
             return False
         try:
             cfg = self.config_dict()
@@ -115,6 +141,8 @@ class TrainTab(Tab):
         if not run_dir:
             run_dir = str(settings.runs_root() / f"{cfg['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
         elif (Path(run_dir) / "checkpoints").is_dir() and any((Path(run_dir) / "checkpoints").iterdir()):
+            if self._offer_follow(run_dir):
+                return False
             self.banner.show_message(f"{run_dir} already holds a run: resume it, or choose another folder.",
                                      "warning", [("Resume it", lambda: self.resume_run(run_dir))])
             return False
@@ -123,7 +151,7 @@ class TrainTab(Tab):
 
     def resume_run(self, run_dir: str) -> bool:
         """Continue an unfinished run from its newest checkpoint (its own config.json wins)."""
-        if self.controller.state != IDLE:
+        if self.controller.state != IDLE or self.follower is not None or self._offer_follow(run_dir):
             return False
         try:
             cfg = json.loads((Path(run_dir) / "config.json").read_text())
@@ -162,7 +190,8 @@ class TrainTab(Tab):
     def stop(self) -> None:
         if self.controller.state in (RUNNING, PAUSED):
             self.controller.stop()
-            self.run_bar.status.setText("Stopping: saving a checkpoint\u2026")
+            took = f" (the last took {self.step_s:.1f} s)" if self.step_s >= 1 else ""
+            self.run_bar.status.setText(f"Stopping after the current step{took}, then saving a checkpoint\u2026")
 
     def run_action(self) -> None:
         """F5: start when idle, resume when paused."""
@@ -183,6 +212,7 @@ class TrainTab(Tab):
     def show_run_history(self, run_dir: str) -> int:
         """Show a run folder's history (metrics.jsonl, newest preview); returns the number of points shown."""
         recs, n_iters = self.plots.show_history(run_dir)
+        self._history_t0 = float(recs[0].get("time", 0.0)) if recs else None
         if n_iters is not None:
             self.run_bar.progress.setMaximum(n_iters)
         if recs:
@@ -191,6 +221,136 @@ class TrainTab(Tab):
             self.run_bar.status.setText(f"Run {Path(run_dir).name} (from its metrics.jsonl): step {self.last_step:,}, "
                                         f"last loss {recs[-1]['loss']:.4g}")
         return len(recs)
+
+    # --- following a run another process writes --------------------------------------------------
+    def _offer_follow(self, run_dir: str) -> bool:
+        """When another process is writing `run_dir` now, say so and offer to follow it (True); resuming it here
+        would give it two writers."""
+        age = follow.live_age(run_dir)
+        if age is None:
+            return False
+        self.banner.show_message(f"{run_dir} is being written by another process (last update {format_age(age)} "
+                                 f"ago): resuming it here would give it two writers. Follow it instead (read-only)?",
+                                 "warning", [("Follow it", lambda: self.follow_run(run_dir))])
+        return True
+
+    def follow_run(self, run_dir: str) -> bool:
+        """Follow, read-only, a run folder another process writes: its curves, previews and checkpoints as they
+        come, until it finishes or you stop following. False (with the reason shown) when it cannot."""
+        if self.controller.state != IDLE:
+            self.banner.show_message("This tab is training: stop it before following another run.", "warning")
+            return False
+        problem = follow.check_run_folder(run_dir)
+        if problem:
+            self.banner.show_message(problem, "error")
+            return False
+        self.stop_following()
+        self.banner.dismiss()
+        try:  # the form shows the followed run's settings
+            cfg = json.loads((Path(run_dir) / "config.json").read_text())
+            self.form.select_preset(cfg.get("name", ""))
+            self.form.fill(cfg)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        self.run_dir, self.last_checkpoint, self.last_step = run_dir, None, 0
+        self.run_dir_edit.setText(run_dir)
+        f = follow.RunFollower(run_dir, self.follow_poll_ms, self.follow_silent_s, self)
+        f.records_read.connect(self._on_followed_records)
+        f.preview_found.connect(self._on_followed_preview)
+        f.checkpoint_found.connect(self._on_followed_checkpoint)
+        f.state_changed.connect(self._on_follow_state)
+        f.polled.connect(self._show_follow_badge)
+        self.follower = f
+        self._set_following_ui(True)
+        self.show_run_history(run_dir)
+        self.plots.time_offset = 0.0  # followed records carry wall time: elapsed is measured from the first
+        self.status_message.emit(f"Following {run_dir} (read-only)")
+        f.start()
+        return True
+
+    def stop_following(self) -> None:
+        """Stop watching the followed run (the process writing it goes on)."""
+        f, self.follower = self.follower, None
+        if f is None:
+            return
+        f.stop()
+        f.deleteLater()
+        self.follow_label.hide()
+        self._set_following_ui(False)
+
+    def _set_following_ui(self, on: bool) -> None:
+        for w in (self.data, self.form, self.run_dir_edit):
+            w.setEnabled(not on)
+        self.follow_button.setVisible(on)
+        if on:
+            self.follow_label.show()
+            self.run_bar.set_problem("Following a run another process writes (read-only): stop following to "
+                                     "train here")
+        else:
+            self.run_bar.set_problem(None)
+            self._validate()
+
+    def _show_follow_badge(self) -> None:
+        f = self.follower
+        if f is None:
+            return
+        age = format_age(f.age_s())
+        if f.state == follow.SILENT:
+            text = (f"Following {f.run_dir} — silent: no update for {age} (stopped, crashed, or a slow "
+                    f"machine); still watching, read-only")
+        else:
+            text = f"Following {f.run_dir} (written by another process) — read-only; last update {age} ago"
+        self.follow_label.setText(text)
+
+    def _on_followed_records(self, reset: bool, recs: list) -> None:
+        if reset:  # rewritten by a resume (lines past its checkpoint dropped): show it again from the file
+            self.show_run_history(str(self.follower.run_dir))
+            self.plots.time_offset = 0.0
+            return
+        last = None
+        for r in recs:
+            if r.get("event") == "diverged":
+                self.banner.show_message(f"The followed run diverged: {r.get('message', '')}", "error")
+            if "loss" not in r or int(r["step"]) <= self.last_step:  # already drawn from the history
+                continue
+            if self._history_t0 is None:
+                self._history_t0 = float(r.get("time", 0.0))
+            last = follow.LoggedStep.from_record(r, self._history_t0)
+            self.plots.add_step(last)
+            self.last_step = last.step
+        if last is not None:
+            n = self.follower.n_iters
+            self.run_bar.set_progress(last.step, n)
+            self.run_bar.status.setText(f"step {last.step:,}" + (f" / {n:,}" if n else "") +
+                                        f"   loss {last.loss:.4g}   (logged by the other process)")
+
+    def _on_followed_preview(self, path: str) -> None:
+        try:
+            self.plots.show_preview_png(path)
+        except (OSError, ValueError):  # not a PNG we can read: the next preview will do
+            pass
+
+    def _on_followed_checkpoint(self, path: str) -> None:
+        self.last_checkpoint = path
+        self.checkpoint_saved.emit(path)
+
+    def _on_follow_state(self, state: str) -> None:
+        f = self.follower
+        if state != follow.FINISHED or f is None:
+            self._show_follow_badge()
+            return
+        word = "diverged" if f.reason == "diverged" else "finished"
+        self.follow_label.setText(f"Followed {f.run_dir}: the run {word} at step {f.last_step:,} (written by "
+                                  f"another process).")
+        self.run_bar.status.setText(f"Finished at step {f.last_step:,} (followed)." +
+                                    (f" Checkpoint: {self.last_checkpoint}" if self.last_checkpoint else ""))
+        self.stop_following()
+        self.follow_label.show()
+        self.run_finished.emit(self.last_checkpoint or "")
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        self.stop_following()
+        super().shutdown(timeout_ms)
 
     def screenshot_demo(self) -> None:
         """Representative content for a screenshot: the newest run under the runs folder, if any."""
@@ -208,9 +368,14 @@ class TrainTab(Tab):
         kind = type(ev).__name__
         status = self.run_bar.status
         if kind == "TrainStarting":
+            self._last_report, self.step_s = None, math.nan
             self.plots.start(ev.sigmas, ev.resume)
             self.run_bar.progress.setMaximum(int(ev.config["train"]["n_iters"]))
         elif kind == "TrainStep":
+            s0, t0 = self._last_report or (ev.step, ev.elapsed_s)
+            if ev.step > s0 and ev.elapsed_s > t0:
+                self.step_s = (ev.elapsed_s - t0) / (ev.step - s0)
+            self._last_report = (ev.step, ev.elapsed_s)
             self.last_step = ev.step
             self.plots.add_step(ev)
             self.run_bar.set_progress(ev.step, ev.n_iters)

@@ -81,9 +81,13 @@ class TrainPlots(QSplitter):
         self.time_offset = times[-1] if times else 0.0
         previews = sorted((Path(run_dir) / "samples").glob("preview_*.png"))
         if previews:
-            from PIL import Image
-            with Image.open(previews[-1]) as im:
-                a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-            self.preview.set_images(np.moveaxis(a, -1, 0)[None], nrow=1, immediate=True)
-            self.preview_label.setText(f"Preview samples at step {int(previews[-1].stem.split('_')[1]):,} (EMA weights)")
+            self.show_preview_png(previews[-1])
         return recs, n_iters
+
+    def show_preview_png(self, path) -> None:
+        """Show a run folder's samples/preview_<step>.png (as the CLI and the Train tab write them)."""
+        from PIL import Image
+        with Image.open(path) as im:
+            a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        self.preview.set_images(np.moveaxis(a, -1, 0)[None], nrow=1, immediate=True)
+        self.preview_label.setText(f"Preview samples at step {int(Path(path).stem.split('_')[1]):,} (EMA weights)")
