@@ -9,7 +9,8 @@ from PIL import Image
 
 from ncsn_core.cli import main
 
-RED, BLUE = (220, 30, 30), (30, 40, 210)
+from colour_data import RED, colour_image, write_colour_folder  # tests/colour_data.py (tests/ is on sys.path: its conftest)
+
 # tiny networks and few steps: each CLI call runs in well under a few seconds on one CPU thread
 SETS = {"cifar10-paper": ["model.ngf=4", "noise.num_classes=3"],
         "mnist-cpu": ["data.channels=3", "data.image_size=32", "model.channels=[8,8,8]", "data.holdout=4"],
@@ -17,21 +18,9 @@ SETS = {"cifar10-paper": ["model.ngf=4", "noise.num_classes=3"],
                              "noise.num_classes=3"]}
 
 
-def colour_image(i: int) -> np.ndarray:
-    """32 x 32 RGB: red left half, blue right half, a green square whose place depends on i."""
-    a = np.zeros((32, 32, 3), np.uint8)
-    a[:, :16], a[:, 16:] = RED, BLUE
-    r = 4 + (i % 5) * 4
-    a[r:r + 6, r:r + 6] = (30, 200, 40)
-    return a
-
-
 @pytest.fixture(scope="module")
 def colour_folder(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("colour_pngs")
-    for i in range(24):
-        Image.fromarray(colour_image(i)).save(root / f"img_{i:02d}.png")
-    return root
+    return write_colour_folder(tmp_path_factory.mktemp("colour_pngs"))
 
 
 def run_cli(capsys, *argv) -> dict:

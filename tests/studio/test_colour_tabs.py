@@ -16,24 +16,12 @@ from studio.inpaint_tab import InpaintTab
 from studio.sample_tab import SampleTab
 from studio.train_tab import TrainTab
 
-RED, BLUE, GREEN = (220, 30, 30), (30, 40, 210), (30, 200, 40)
-
-
-def colour_image(i: int) -> np.ndarray:
-    """32 x 32 RGB: red left half, blue right half, a green 6 x 6 square at (r, r), r = 4 + 4 (i % 5)."""
-    a = np.zeros((32, 32, 3), np.uint8)
-    a[:, :16], a[:, 16:] = RED, BLUE
-    r = 4 + (i % 5) * 4
-    a[r:r + 6, r:r + 6] = GREEN
-    return a
+from colour_data import BLUE, GREEN, RED, colour_image, write_colour_folder  # tests/colour_data.py (tests/ is on sys.path: its conftest)
 
 
 @pytest.fixture(scope="module")
 def colour_folder(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("colour_pngs")
-    for i in range(12):
-        Image.fromarray(colour_image(i)).save(root / f"img_{i:02d}.png")
-    return root
+    return write_colour_folder(tmp_path_factory.mktemp("colour_pngs"))
 
 
 @pytest.fixture(scope="module")
