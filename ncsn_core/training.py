@@ -368,7 +368,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             opt.step()
         except StepAbandoned:
             opt.zero_grad(set_to_none=True)  # the partial gradients go; weights, Adam, EMA and step are untouched
-            return (yield from finish("stopped", f"stopped at step {step} (step {step + 1} abandoned part-way)"))
+            break  # finished below, outside the handler: an error while saving is not chained to StepAbandoned
         step += 1
         if ema is not None:
             ema.update(model, step)
@@ -424,6 +424,8 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         if stop == 2:
             return (yield from finish("time", f"stopped at step {step} after {max_minutes:g} minutes (--minutes); "
                                               f"resume to go on"))
+    if step < tc.n_iters:  # left the loop by abandoning a step
+        return (yield from finish("stopped", f"stopped at step {step} (step {step + 1} abandoned part-way)"))
     return (yield from finish("done", f"finished {step} steps"))
 
 
