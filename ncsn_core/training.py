@@ -5,6 +5,7 @@ import functools
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -211,9 +212,49 @@ def preview_samples(model: ScoreModel, cfg: Config, n: int, seed: int, max_steps
     return drain(sample(model, sc, shape, seed=seed)).clamp(0, 1)
 
 
+# --- abandoning a step -----------------------------------------------------------------------
+class StepAbandoned(Exception):
+    """Raised inside a step (forward, backward) once the interrupt event is set: the step is dropped whole."""
+
+
+class StepGuard:
+    """Lets a step be abandoned part-way: while armed (`with guard:`), a forward pre-hook on every module and a
+    gradient hook on every parameter raise StepAbandoned once `event` is set, so a big model's multi-second step
+    ends within one layer's time instead of at its end. The hooks only read the event (no effect on the numbers);
+    with no event nothing is registered. Disarmed outside steps: previews may run the model."""
+
+    def __init__(self, model: torch.nn.Module, event: Optional[threading.Event]):
+        self.event, self.armed = event, False
+        if event is not None:
+            for m in model.modules():
+                m.register_forward_pre_hook(self._module_hook)
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.register_hook(self._grad_hook)
+
+    def check(self) -> None:
+        if self.armed and self.event is not None and self.event.is_set():
+            raise StepAbandoned
+
+    def _module_hook(self, module, args) -> None:
+        self.check()
+
+    def _grad_hook(self, grad) -> None:
+        self.check()
+
+    def __enter__(self) -> "StepGuard":
+        self.armed = True
+        self.check()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.armed = False
+
+
 # --- the training loop ------------------------------------------------------------------------
 def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: Union[str, torch.device, None] = None,
           dataset=None, keep_last: int = 3, max_minutes: Optional[float] = None,
+          interrupt: Optional[threading.Event] = None,
           ) -> Generator[TrainEvent, Optional[str], Finished]:
     """Train cfg's model on cfg's data (or `dataset`), writing the run folder as it goes.
 
@@ -224,6 +265,12 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     noise are pure functions of (seed, step), so the continuation equals an uninterrupted run).
     Commands sent in: "stop" (save and finish), "pause" (save, yield Paused; the next next() resumes),
     "save" (save now). The NaN/inf guard stops before a bad update reaches the weights.
+
+    interrupt: setting this event (from another thread) stops like "stop" but without waiting for the step under
+    way: that step is abandoned part-way (no update: Adam state, EMA and step count untouched), the checkpoint of
+    the last completed step is saved and Finished 'stopped' follows, so a resume equals an uninterrupted run.
+    Under torchrun the event only acts between steps (rank 0 reads it like "stop"): a rank leaving a step alone
+    would leave the others waiting in its gradient all-reduce.
 
     Several processes (torchrun; the process group set up by distributed.setup): every rank runs this generator
     on its rows of the global batch (cfg.train.batch_size) with DistributedDataParallel. Batches and noise are
@@ -264,6 +311,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     L = cfg.noise.num_classes
     sigmas = model.sigmas
     draw = NoiseDraw(tc.sigma_sampling, tc.lognormal_mean, tc.lognormal_std)
+    guard = StepGuard(model, None if w.distributed else interrupt)
 
     def save() -> CheckpointSaved:
         p = checkpoint_path(run.path, step)
@@ -291,28 +339,36 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     t_start = t_win = t_yield = time.perf_counter()
     steps_at_start = step
     while step < tc.n_iters:
-        g = step_generator(tc.seed, step, dev)
-        x = global_batch(data, batch_indices(step, tc.batch_size, len(data), tc.seed), part).to(dev)
-        x = preprocess(x, cfg.data, g)
-        res = compute_loss(tc.loss, net, x, sigmas, tc.anneal_power, tc.n_particles, generator=g, draw=draw,
-                           weighting=tc.weighting, part=part)
-        loss = ddp.all_reduce_mean(res.loss.detach(), w)  # the global batch's mean: every rank takes the same branch
-        if not torch.isfinite(loss):
-            bad = ~torch.isfinite(res.per_example)
-            levels = sorted(set(res.labels[bad].tolist())) or sorted(set(res.labels.tolist()))
-            last = latest_checkpoint(run.path)
-            msg = (f"loss became {float(loss)} at step {step + 1} (noise level(s) {levels}, sigma "
-                   f"{', '.join(f'{float(sigmas[i]):.4g}' for i in levels)}); training stopped before the update. "
-                   f"Last good checkpoint: {last or 'none yet'}. Lower the learning rate or check the data.")
-            if w.is_main:
-                run.log({"step": step + 1, "event": "diverged", "message": msg, "world_size": w.size})
-            return (yield Finished(step, "diverged", msg, str(last) if last else None))
-        if tc.warmup:  # a pure function of the step, so a resumed run gets the same rates
-            for group in opt.param_groups:
-                group["lr"] = tc.lr * min(1.0, (step + 1) / tc.warmup)
-        opt.zero_grad(set_to_none=True)
-        res.loss.backward()
-        opt.step()
+        try:
+            with guard:
+                g = step_generator(tc.seed, step, dev)
+                x = global_batch(data, batch_indices(step, tc.batch_size, len(data), tc.seed), part).to(dev)
+                x = preprocess(x, cfg.data, g)
+                res = compute_loss(tc.loss, net, x, sigmas, tc.anneal_power, tc.n_particles, generator=g,
+                                   draw=draw, weighting=tc.weighting, part=part)
+            loss = ddp.all_reduce_mean(res.loss.detach(), w)  # the global mean: every rank takes the same branch
+            if not torch.isfinite(loss):
+                bad = ~torch.isfinite(res.per_example)
+                levels = sorted(set(res.labels[bad].tolist())) or sorted(set(res.labels.tolist()))
+                last = latest_checkpoint(run.path)
+                msg = (f"loss became {float(loss)} at step {step + 1} (noise level(s) {levels}, sigma "
+                       f"{', '.join(f'{float(sigmas[i]):.4g}' for i in levels)}); training stopped before the "
+                       f"update. Last good checkpoint: {last or 'none yet'}. Lower the learning rate or check the "
+                       f"data.")
+                if w.is_main:
+                    run.log({"step": step + 1, "event": "diverged", "message": msg, "world_size": w.size})
+                return (yield Finished(step, "diverged", msg, str(last) if last else None))
+            if tc.warmup:  # a pure function of the step, so a resumed run gets the same rates
+                for group in opt.param_groups:
+                    group["lr"] = tc.lr * min(1.0, (step + 1) / tc.warmup)
+            with guard:  # entering checks the event between forward and backward; leaving, just before the update
+                opt.zero_grad(set_to_none=True)
+                res.loss.backward()
+                guard.check()
+            opt.step()
+        except StepAbandoned:
+            opt.zero_grad(set_to_none=True)  # the partial gradients go; weights, Adam, EMA and step are untouched
+            break  # finished below, outside the handler: an error while saving is not chained to StepAbandoned
         step += 1
         if ema is not None:
             ema.update(model, step)
@@ -358,7 +414,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
                 else:  # a paused run is safe on disk; the next plain next() resumes it
                     c = yield save()
                     cmd = c if c else (yield Paused(step))
-            if cmd == "stop":
+            if cmd == "stop" or (interrupt is not None and interrupt.is_set()):
                 stop = 1
             elif max_minutes is not None and time.perf_counter() - t_start >= 60 * max_minutes and step < tc.n_iters:
                 stop = 2
@@ -368,6 +424,8 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         if stop == 2:
             return (yield from finish("time", f"stopped at step {step} after {max_minutes:g} minutes (--minutes); "
                                               f"resume to go on"))
+    if step < tc.n_iters:  # left the loop by abandoning a step
+        return (yield from finish("stopped", f"stopped at step {step} (step {step + 1} abandoned part-way)"))
     return (yield from finish("done", f"finished {step} steps"))
 
 

@@ -109,8 +109,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         QTimer.singleShot(0, lambda: (app.processEvents(), print(json.dumps({"shown_at": time.time()}), flush=True),
                                       app.quit()))  # processEvents: the first paint is done too
     code = app.exec()
-    # a worker still inside a long step when the window closed is waited for (up to main_window.SHUTDOWN_WAIT_MS);
-    # past that, a normal exit would abort on "QThread: Destroyed while thread is still running", so leave without
+    # the workers have normally ended inside closeEvent (a training abandons its step under way); one still ending
+    # (a checkpoint on a very slow disk) is waited for, up to main_window.SHUTDOWN_WAIT_MS. Only past that, as a
+    # fallback: a normal exit would abort on "QThread: Destroyed while thread is still running", so leave without
     # it (checkpoints and PNGs are written atomically: nothing is left half-written)
     if not win.shutdown():
         print("NCSN Studio: a worker did not end in time; exiting without it", file=sys.stderr, flush=True)

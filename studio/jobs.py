@@ -408,8 +408,10 @@ def config_sigmas(config_dict: dict) -> Tuple[float, ...]:
     return tuple(float(v) for v in sigmas_from_config(Config.from_dict(config_dict).noise))
 
 
-def train_job(config_dict: dict, run_dir: str, resume: bool = False, device: Optional[str] = None):
-    """ncsn_core.training.train with a first TrainStarting event; commands pass straight through."""
+def train_job(config_dict: dict, run_dir: str, resume: bool = False, device: Optional[str] = None,
+              interrupt: Optional[threading.Event] = None):
+    """ncsn_core.training.train with a first TrainStarting event; commands pass straight through. interrupt: set it
+    to stop without waiting for the step under way (GeneratorWorker.stop() sets the worker's own)."""
     from ncsn_core.config import Config
     from ncsn_core.training import train
     cfg = Config.from_dict(config_dict)
@@ -418,7 +420,7 @@ def train_job(config_dict: dict, run_dir: str, resume: bool = False, device: Opt
     first = yield TrainStarting(str(run_dir), cfg.to_dict(), resume, config_sigmas(cfg.to_dict()))
     if first == "stop":  # stopped before the first step: nothing to save
         return None
-    gen = train(cfg, run_dir, resume=resume, device=device)
+    gen = train(cfg, run_dir, resume=resume, device=device, interrupt=interrupt)
     cmd = None
     try:
         while True:

@@ -23,13 +23,13 @@ from .widgets.banner import MessageBanner
 TAB_KEYS = ["train", "sample", "inpaint", "toy", "evaluate"]
 TAB_TITLES = {"train": "Train", "sample": "Sample", "inpaint": "Inpaint", "toy": "Toy 2-D lab",
               "evaluate": "Evaluate"}
-# Closing waits this long for the workers, then the window goes anyway: a generator ends at its next yield, which
-# is milliseconds away for the samplers and the toy lab, one optimiser step away for training (seconds for the
-# paper's RefineNet at batch 128 on a CPU). What is still running then ends after the window is gone; the app
-# waits for it (SHUTDOWN_WAIT_MS) before the process exits, so its checkpoint is saved and no QThread is
-# destroyed while running.
+# Closing waits this long for the workers, then the window goes anyway. Every worker ends well inside it: a generator
+# ends at its next yield, milliseconds away for the samplers and the toy lab, and a training abandons the optimiser
+# step under way at its next layer (train(interrupt=...), set by the worker's stop()) and saves the last completed
+# step. What might still run past it (a checkpoint written to a very slow disk, one single op of seconds) is waited
+# for by the app (SHUTDOWN_WAIT_MS) before the process exits, so no QThread is destroyed while running.
 CLOSE_WAIT_MS = 1500
-SHUTDOWN_WAIT_MS = 10 * 60 * 1000
+SHUTDOWN_WAIT_MS = 60 * 1000
 
 
 def _placeholder(text: str) -> QWidget:
@@ -279,16 +279,16 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Ask when something runs (Cancel keeps it running); then stop everything and close within ~2 s. A
-        worker still inside a long step finishes it after the window is gone (see CLOSE_WAIT_MS)."""
+        """Ask when something runs (Cancel keeps it running); then stop everything and close within ~2 s (a
+        training abandons its step under way; see CLOSE_WAIT_MS for what may still end after the window)."""
         if self.busy_controllers() and not self.confirm_quit_while_running():
             event.ignore()
             return
         self.save_settings()
         if not self.shutdown(CLOSE_WAIT_MS):
             still = ", ".join(c.name for c in self.busy_controllers())
-            print(f"NCSN Studio: the window closed; still ending: {still} (a training finishes its current "
-                  f"optimiser step and saves a checkpoint before the process exits)", file=sys.stderr, flush=True)
+            print(f"NCSN Studio: the window closed; still ending: {still} (waited for before the process exits)",
+                  file=sys.stderr, flush=True)
         event.accept()
 
     def shutdown(self, timeout_ms: int = SHUTDOWN_WAIT_MS) -> bool:

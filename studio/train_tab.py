@@ -20,6 +20,7 @@ from .widgets.run_bar import RunBar
 from .widgets.side_panel import split_workspace
 from .widgets.train_form import TrainForm
 from .widgets.train_plots import TrainPlots
+from .worker import interrupt_event
 
 
 def format_duration(seconds: float) -> str:
@@ -176,7 +177,8 @@ class TrainTab(Tab):
         self.run_bar.status.setText("Loading data and building the model\u2026")
         self._ended = False
         self.status_message.emit(f"Training into {run_dir}")
-        self.controller.start(lambda: jobs.train_job(cfg, run_dir, resume=resume), pause_command="pause")
+        self.controller.start(lambda: jobs.train_job(cfg, run_dir, resume=resume, interrupt=interrupt_event()),
+                              pause_command="pause")  # Stop abandons a long step part-way (train(interrupt=...))
 
     def pause(self) -> None:
         if self.controller.state == RUNNING:
@@ -190,8 +192,9 @@ class TrainTab(Tab):
     def stop(self) -> None:
         if self.controller.state in (RUNNING, PAUSED):
             self.controller.stop()
-            took = f" (the last took {self.step_s:.1f} s)" if self.step_s >= 1 else ""
-            self.run_bar.status.setText(f"Stopping after the current step{took}, then saving a checkpoint\u2026")
+            took = f" (steps take {self.step_s:.1f} s)" if self.step_s >= 1 else ""
+            self.run_bar.status.setText(f"Stopping: dropping the step under way{took} and saving the last completed "
+                                        f"one\u2026")
 
     def run_action(self) -> None:
         """F5: start when idle, resume when paused."""

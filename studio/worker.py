@@ -3,8 +3,10 @@
 Contract (DESIGN.md §3): the generator is created and driven on the worker thread; every yielded
 event and the return value leave the thread with torch tensors converted to CPU numpy arrays
 (``dataclasses.replace(ev, field=t.detach().cpu().numpy())``), so widgets never see torch.
-Commands reach the generator through ``gen.send(cmd)`` at its next yield. The GUI never blocks on
-the worker; widgets throttle their own repaints.
+Commands reach the generator through ``gen.send(cmd)`` at its next yield; ``stop()`` also sets the
+worker's ``interrupt`` event, which a generator that can leave mid-way (training: ``train(interrupt=...)``,
+picked up with ``interrupt_event()``) watches. The GUI never blocks on the worker; widgets throttle their
+own repaints.
 
 Signal order: zero or more ``event_emitted``, then at most one ``errored``, then exactly one
 ``finished`` (None after an error), so ``finished`` is always the last word of a run.
@@ -54,6 +56,16 @@ def describe_error(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+_current = threading.local()  # .worker: the GeneratorWorker whose thread this is
+
+
+def interrupt_event() -> threading.Event:
+    """For a make_gen running on a GeneratorWorker's thread: that worker's interrupt event, which its stop() sets
+    (a fresh event, never set, on any other thread)."""
+    worker = getattr(_current, "worker", None)
+    return worker.interrupt if worker is not None else threading.Event()
+
+
 class _Thread(QThread):
     def __init__(self, target: Callable[[], None], parent: QObject):
         super().__init__(parent)
@@ -66,8 +78,9 @@ class _Thread(QThread):
 class GeneratorWorker(QObject):
     """Drive ``make_gen()`` (called on the worker thread) to its end on a private QThread.
 
-    ``send(cmd)`` queues a command for the generator's next yield; ``stop()`` queues "stop" (once)
-    and lifts a pause, the generator finishing its own way (training saves a checkpoint first);
+    ``send(cmd)`` queues a command for the generator's next yield; ``stop()`` queues "stop" (once),
+    sets ``interrupt`` (a generator watching it need not wait for its next yield: training abandons the
+    step under way) and lifts a pause, the generator finishing its own way (training saves a checkpoint first);
     ``pause()``/``resume()`` make the worker stop/continue pulling events (a queued command is still
     delivered while paused: for training, ``send("pause")`` then ``pause()`` writes a checkpoint
     and holds the run without busy-waiting).
@@ -86,6 +99,7 @@ class GeneratorWorker(QObject):
         self._stop_sent = False
         self._started = False
         self._done = threading.Event()
+        self.interrupt = threading.Event()  # set by stop(); see interrupt_event()
         self._thread = _Thread(self._run, self)
         self.traceback: Optional[str] = None  # the full traceback of the last error, for a details view
 
@@ -106,6 +120,7 @@ class GeneratorWorker(QObject):
             if not self._stop_sent:
                 self._stop_sent = True
                 self._commands.append("stop")
+            self.interrupt.set()
             self._paused = False
             self._cond.notify_all()
 
@@ -143,6 +158,7 @@ class GeneratorWorker(QObject):
 
     def _run(self) -> None:
         result: Any = None
+        _current.worker = self
         try:
             gen = self._make_gen()
             ev = next(gen)
