@@ -46,13 +46,16 @@ def test_a_plugin_with_a_missing_library_stops_main_with_the_install_commands(tm
 
 def test_without_ldd_the_known_libraries_are_loaded_one_by_one(tmp_path, monkeypatch, capsys):
     """No ldd on the machine: each soname of PACKAGES is tried with ctypes; a name that cannot load is reported."""
-    monkeypatch.setitem(platform_check.PACKAGES, "libxcb-ncsn-absent.so.0", ("libxcb-icccm4", "xcb-util-wm"))
+    # one real library this Python process has loaded (libc), one that exists nowhere: only the latter is named,
+    # whatever else the machine lacks
+    monkeypatch.setattr(platform_check, "PACKAGES", {"libc.so.6": ("libc6", "glibc"),
+                                                     "libxcb-ncsn-absent.so.0": ("libxcb-icccm4", "xcb-util-wm")})
     monkeypatch.setattr(platform_check.shutil, "which", lambda name: None)
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
     monkeypatch.setenv("DISPLAY", ":0")
     assert main_exit(tmp_path) == 1
     err = capsys.readouterr().err
-    assert "lacks libxcb-ncsn-absent.so.0." in err         # only the absent one: this machine has the others
+    assert "lacks libxcb-ncsn-absent.so.0." in err         # only the absent one
     assert "apt-get install -y libxcb-icccm4\n" in err and "dnf install -y xcb-util-wm" in err
 
 
