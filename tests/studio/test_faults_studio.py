@@ -1,9 +1,14 @@
 """Faults and bad input in the studio (rows of the README's "When things go wrong" table): a bad checkpoint opened
-in the Sample tab, bad image and mask files in the Inpaint tab, a diverging run and a full disk in the Train tab.
+in the Sample tab, bad image and mask files in the Inpaint tab, a diverging run, a full disk and a kill -9 while the Train tab trains.
 Each shows its message, and the tab stays usable."""
 import errno
 import os
 import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +18,8 @@ from PIL import Image
 
 from conftest import TINY_OVERRIDES, close_tab, wait_idle
 from ncsn_core import checkpoint as ckpt_mod
-from ncsn_core.checkpoint import load_checkpoint
+from ncsn_core.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from ncsn_core.cli import main as ncsn
 from ncsn_core.images import ImageError
 from ncsn_core.models import build_model
 from studio import jobs
@@ -187,3 +193,44 @@ def test_train_tab_disk_full_is_shown_and_the_last_checkpoint_kept(qtbot, train_
     assert "Training failed" in text and "No space left on device" in text and "ckpt_00000002.pt" in text
     assert tab.run_bar.run_button.isEnabled()
     assert load_checkpoint(tmp_path / "full").step == 2
+
+
+# --- kill -9 of the studio while it trains -------------------------------------------------------------
+STUDIO_TRAINER = """
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from studio.train_tab import TrainTab
+tab = TrainTab()
+tab.config_overrides = {"model": {"channels": [4, 6, 8]}, "train": {"log_every": 1}}
+for name, value in (("n_iters", "100000"), ("batch_size", "8"), ("num_classes", "3"), ("preview_every", "0"),
+                    ("save_every", "2")):
+    tab.form.fields[name].setText(value)
+tab.run_dir_edit.setText(sys.argv[1])
+assert tab.start(), "the Train tab did not start"
+app.exec()
+"""
+
+
+def test_kill_9_of_the_studio_while_training_keeps_the_newest_complete_checkpoint(tmp_path):
+    """The real studio (a fresh process, offscreen) trains and is killed with SIGKILL at a random moment:
+    the run folder holds only complete checkpoints, the newest loads, and --resume goes on from it."""
+    run = tmp_path / "run"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "OMP_NUM_THREADS": "1", "XDG_CONFIG_HOME": str(tmp_path)}  # its settings stay in tmp
+    proc = subprocess.Popen([sys.executable, "-c", STUDIO_TRAINER, str(run)], env=env, cwd=os.getcwd(),
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list_checkpoints(run)) < 2:  # training, and saving every 2 steps
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the studio wrote no checkpoints in 120 s"
+            time.sleep(0.02)
+        time.sleep(random.Random(1).uniform(0.0, 0.5))  # mid-step, mid-save or mid-log
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+    good = latest_checkpoint(run)
+    assert load_checkpoint(good).step == int(good.stem[5:]) >= 2  # the newest complete checkpoint loads
+    assert ncsn(["train", "--resume", str(run), "--n-iters", str(int(good.stem[5:]) + 2), "--quiet"]) == 0
+    assert load_checkpoint(run).step == int(good.stem[5:]) + 2
