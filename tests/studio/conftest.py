@@ -97,3 +97,17 @@ def set_text(qtbot, edit, text: str):
     edit.selectAll()
     edit.clear()
     qtbot.keyClicks(edit, text)
+
+
+@pytest.fixture
+def inpaint_tab(qtbot, monkeypatch, tmp_path):
+    """An Inpaint tab without the built-in model (tests load the checkpoint they need), shown at working size."""
+    from studio import jobs
+    from studio.inpaint_tab import InpaintTab
+    monkeypatch.setattr(jobs, "builtin_model", lambda: tmp_path / "no-model-yet.pt")
+    t = InpaintTab(controller=None)
+    qtbot.addWidget(t)
+    t.resize(1300, 800)
+    t.show()
+    qtbot.waitExposed(t)
+    return t

@@ -12,7 +12,6 @@ from PySide6.QtGui import QImage
 
 from conftest import TINY_OVERRIDES, close_tab, set_text, wait_idle
 from studio import jobs
-from studio.inpaint_tab import InpaintTab
 from studio.sample_tab import SampleTab
 from studio.train_tab import TrainTab
 
@@ -92,14 +91,8 @@ def test_sample_tab_paints_colour_samples_in_rgb(qtbot, colour_run):
         close_tab(qtbot, tab)
 
 
-def test_inpaint_tab_paints_the_colour_image_and_its_completions(qtbot, colour_run, colour_folder, monkeypatch,
-                                                                 tmp_path):
-    monkeypatch.setattr(jobs, "builtin_model", lambda: tmp_path / "no-model-yet.pt")
-    tab = InpaintTab(controller=None)
-    qtbot.addWidget(tab)
-    tab.resize(1300, 800)
-    tab.show()
-    qtbot.waitExposed(tab)
+def test_inpaint_tab_paints_the_colour_image_and_its_completions(qtbot, colour_run, colour_folder, inpaint_tab):
+    tab = inpaint_tab
     assert tab.load_checkpoint(str(colour_run))
     assert tab.open_image(str(colour_folder / "img_03.png"))             # green square at rows/cols 16..21
     assert tab.image().shape == (3, 32, 32)

@@ -10,7 +10,6 @@ from ncsn_core.checkpoint import save_checkpoint
 from ncsn_core.config import get_preset
 from ncsn_core.export import read_png_meta
 from ncsn_core.models import build_model
-from studio.inpaint_tab import InpaintTab
 from studio.widgets.mask_canvas import MaskEditor
 
 
@@ -35,14 +34,8 @@ def editor(qtbot):
 
 
 @pytest.fixture
-def tab(qtbot, monkeypatch, tmp_path):
-    monkeypatch.setattr(jobs, "builtin_model", lambda: tmp_path / "no-model-yet.pt")
-    t = InpaintTab(controller=None)
-    qtbot.addWidget(t)
-    t.resize(1300, 800)
-    t.show()
-    qtbot.waitExposed(t)
-    return t
+def tab(inpaint_tab):
+    return inpaint_tab
 
 
 def _drag(qtbot, canvas, pts, button=Qt.MouseButton.LeftButton):

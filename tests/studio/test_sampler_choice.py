@@ -11,7 +11,6 @@ from ncsn_core.config import ConfigError, ModelConfig, SampleConfig, check_sampl
 from ncsn_core.export import read_png_meta
 from studio import jobs
 from studio.eval_tab import EvalTab
-from studio.inpaint_tab import InpaintTab
 from studio.sample_tab import SampleTab
 
 
@@ -206,13 +205,8 @@ def test_settings_keep_the_ladder_with_the_sampler():
 
 
 # --- Inpaint tab --------------------------------------------------------------------------------
-def test_inpainting_with_heun_keeps_the_known_pixels_exactly(qtbot, monkeypatch, tmp_path, tiny_sigma_checkpoint):
-    monkeypatch.setattr(jobs, "builtin_model", lambda: tmp_path / "no-model-yet.pt")
-    tab = InpaintTab(controller=None)
-    qtbot.addWidget(tab)
-    tab.resize(1300, 800)
-    tab.show()
-    qtbot.waitExposed(tab)
+def test_inpainting_with_heun_keeps_the_known_pixels_exactly(qtbot, inpaint_tab, tiny_sigma_checkpoint, tmp_path):
+    tab = inpaint_tab
     assert tab.load_checkpoint(tiny_sigma_checkpoint)
     assert tab.form.sampler() == "heun"                        # the checkpoint's own sampler
     choose(tab.form.sampler_combo, "pc")

@@ -70,16 +70,9 @@ def test_sample_tab_shows_the_denoised_estimate_live_and_in_the_scrub(qtbot, tab
     close_tab(qtbot, other)
 
 
-def test_inpaint_live_view_and_strip_follow_the_show_buttons(qtbot, monkeypatch, tmp_path):
-    from studio import jobs
-    from studio.inpaint_tab import InpaintTab
+def test_inpaint_live_view_and_strip_follow_the_show_buttons(qtbot, inpaint_tab):
     from test_inpaint import _drag, _tiny
-    monkeypatch.setattr(jobs, "builtin_model", lambda: tmp_path / "no-model-yet.pt")
-    tab = InpaintTab(controller=None)
-    qtbot.addWidget(tab)
-    tab.resize(1300, 800)
-    tab.show()
-    qtbot.waitExposed(tab)
+    tab = inpaint_tab
     tab.set_model(*_tiny())
     tab.editor.canvas.brush_size = 6
     _drag(qtbot, tab.editor.canvas, [(3, 20), (24, 20)])
