@@ -14,6 +14,7 @@ INITS = ("uniform", "gaussian", "data-mean")
 CONDITIONINGS = ("level", "sigma")
 SIGMA_SAMPLINGS = ("levels", "log-uniform", "log-normal")
 WEIGHTINGS = ("sigma2", "edm")
+LR_SCHEDULES = ("constant", "cosine")
 # annealed_langevin: the paper's Alg. 1; pc: predictor-corrector (Song et al. 2021, reverse diffusion + Langevin);
 # heun: the probability-flow ODE with Heun's method on Karras et al.'s sigma schedule (continuous-sigma models)
 SAMPLERS = ("annealed_langevin", "pc", "heun")
@@ -115,6 +116,9 @@ class TrainConfig:
     # Karras et al.'s lambda(sigma) written for the score (losses.py)
     weighting: str = "sigma2"
     warmup: int = 0                   # linear learning-rate warm-up over this many steps (0: none, the paper)
+    # 'constant' (the paper) or 'cosine': lr * (1 + cos(pi p)) / 2, p the run's progress: step / n_iters, or, under
+    # a time budget (--minutes), the share of it spent if that is larger (training.lr_at)
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         _check(self.loss in LOSSES, f"loss {self.loss!r} is unknown: choose one of {', '.join(LOSSES)}")
@@ -128,6 +132,8 @@ class TrainConfig:
         _check(self.weighting in WEIGHTINGS, f"weighting {self.weighting!r} is unknown: choose one of {', '.join(WEIGHTINGS)}")
         _check(self.lognormal_std > 0, f"lognormal_std={self.lognormal_std} must be > 0")
         _check(self.warmup >= 0, f"warmup={self.warmup} must be >= 0")
+        _check(self.lr_schedule in LR_SCHEDULES,
+               f"lr_schedule {self.lr_schedule!r} is unknown: choose one of {', '.join(LR_SCHEDULES)}")
 
 
 @dataclass(frozen=True)

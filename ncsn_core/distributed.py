@@ -99,13 +99,14 @@ def all_reduce_mean(t: torch.Tensor, w: World) -> torch.Tensor:
     return all_reduce_sum(t, w) / w.size if w.distributed else t
 
 
-def broadcast_int(value: int, w: World, device: torch.device) -> int:
-    """Rank 0's `value` on every rank (how rank 0's stop decisions reach the others at the same step)."""
+def broadcast(values: tuple, w: World, device: torch.device) -> tuple:
+    """Rank 0's `values` (numbers) on every rank: how its stop decision and time-budget share reach the others at
+    the same step. Integers come back as integers."""
     if not w.distributed:
-        return value
-    t = torch.tensor([value], dtype=torch.int64, device=device)
+        return tuple(values)
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
-    return int(t.item())
+    return tuple(type(v)(x) for v, x in zip(values, t.tolist()))
 
 
 def barrier(w: World) -> None:

@@ -252,6 +252,21 @@ class StepGuard:
 
 
 # --- the training loop ------------------------------------------------------------------------
+def lr_at(tc, step: int, time_share: float = 0.0) -> float:
+    """The learning rate of step `step` + 1: linear warm-up over tc.warmup steps, then tc.lr_schedule.
+
+    'cosine' decays to 0 over the run's progress p: step / n_iters, or, under a time budget, the share of it
+    spent (`time_share`) if that is larger, so that a 30-minute run ends with its learning rate near 0 whatever
+    the machine's speed. Without a budget it is a pure function of the step (a resume gets the same rates); a
+    resume with a new budget starts a new decay from the full rate (a warm restart).
+    """
+    lr = tc.lr * (min(1.0, (step + 1) / tc.warmup) if tc.warmup else 1.0)
+    if tc.lr_schedule == "cosine":
+        p = min(1.0, max(step / max(tc.n_iters, 1), time_share))
+        lr *= 0.5 * (1 + math.cos(math.pi * p))
+    return lr
+
+
 def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: Union[str, torch.device, None] = None,
           dataset=None, keep_last: int = 3, max_minutes: Optional[float] = None,
           interrupt: Optional[threading.Event] = None,
@@ -338,6 +353,7 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     win_sums, win_counts = torch.zeros(L, device=dev), torch.zeros(L, device=dev)
     t_start = t_win = t_yield = time.perf_counter()
     steps_at_start = step
+    time_share = 0.0  # of the max_minutes budget spent, as rank 0 measured it at the end of the last step
     while step < tc.n_iters:
         try:
             with guard:
@@ -358,9 +374,8 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
                 if w.is_main:
                     run.log({"step": step + 1, "event": "diverged", "message": msg, "world_size": w.size})
                 return (yield Finished(step, "diverged", msg, str(last) if last else None))
-            if tc.warmup:  # a pure function of the step, so a resumed run gets the same rates
-                for group in opt.param_groups:
-                    group["lr"] = tc.lr * min(1.0, (step + 1) / tc.warmup)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(tc, step, time_share)
             with guard:  # entering checks the event between forward and backward; leaving, just before the update
                 opt.zero_grad(set_to_none=True)
                 res.loss.backward()
@@ -391,7 +406,8 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             if w.is_main:
                 run.log({"step": step, "loss": ev.loss,
                          "loss_per_sigma": [None if math.isnan(v) else v for v in per_sigma],
-                         "images_per_s": ips, "time": time.time(), "world_size": w.size})
+                         "images_per_s": ips, "lr": opt.param_groups[0]["lr"], "time": time.time(),
+                         "world_size": w.size})
             win_loss.zero_()
             win_n, t_win = 0, now
             win_sums.zero_(), win_counts.zero_()
@@ -401,6 +417,8 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             cmd = yield None
             t_yield = time.perf_counter()
         stop = 0  # rank 0's decision (1 stop, 2 time), broadcast: every rank must stop at the same step
+        if max_minutes is not None and w.is_main:
+            time_share = (time.perf_counter() - t_start) / (60 * max_minutes)
         if w.is_main:  # previews, saves and commands are rank 0's
             if tc.preview_every and step % tc.preview_every == 0:
                 c = yield Preview(step, _preview(model, ema, cfg))
@@ -416,9 +434,9 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
                     cmd = c if c else (yield Paused(step))
             if cmd == "stop" or (interrupt is not None and interrupt.is_set()):
                 stop = 1
-            elif max_minutes is not None and time.perf_counter() - t_start >= 60 * max_minutes and step < tc.n_iters:
+            elif time_share >= 1 and step < tc.n_iters:
                 stop = 2
-        stop = ddp.broadcast_int(stop, w, dev)
+        stop, time_share = ddp.broadcast((stop, time_share), w, dev)  # every rank: the same stop and learning rate
         if stop == 1:
             return (yield from finish("stopped", f"stopped at step {step}"))
         if stop == 2:

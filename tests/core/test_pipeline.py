@@ -285,3 +285,39 @@ def test_stop_is_heard_between_logging_steps(tmp_path, monkeypatch):
     assert isinstance(ev, CheckpointSaved) and ev.step == 1
     fin = next(gen)
     assert isinstance(fin, Finished) and fin.reason == "stopped" and fin.step == 1
+
+
+def test_learning_rate_schedule_warmup_then_cosine_to_zero():
+    from ncsn_core.training import lr_at
+    tc = tiny_cfg(n_iters=100, lr=1e-3, warmup=10).train
+    assert lr_at(tc, 0) == pytest.approx(1e-4) and lr_at(tc, 9) == lr_at(tc, 50) == 1e-3  # constant (the paper)
+    tc = tiny_cfg(n_iters=100, lr=1e-3, warmup=10, lr_schedule="cosine").train
+    assert lr_at(tc, 0) == pytest.approx(1e-4 * (1 + np.cos(0)) / 2)
+    assert lr_at(tc, 50) == pytest.approx(0.5e-3) and lr_at(tc, 100) == pytest.approx(0, abs=1e-12)
+    # under a time budget the progress is the larger of the step share and the time share
+    assert lr_at(tc, 10, time_share=0.5) == pytest.approx(0.5e-3) and lr_at(tc, 75, time_share=0.5) < 0.5e-3
+    assert lr_at(tc, 10, time_share=2.0) == pytest.approx(0, abs=1e-12)
+
+
+def test_cosine_run_logs_its_decaying_rate_and_resumes_exactly(tmp_path):
+    cfg = tiny_cfg(n_iters=6, lr_schedule="cosine")
+    run_to_end(train(cfg, tmp_path / "a"))
+    lrs = [json.loads(l)["lr"] for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs[0] == pytest.approx(1e-3) and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.1e-3
+    gen = train(cfg, tmp_path / "b")
+    for ev in gen:
+        if isinstance(ev, CheckpointSaved) and ev.step == 3:
+            break
+    gen.close()
+    run_to_end(train(cfg, tmp_path / "b", resume=True))
+    a, b = read_state(tmp_path / "a"), read_state(tmp_path / "b")
+    assert all(torch.allclose(a["model"][k], b["model"][k], atol=1e-6) for k in a["model"])
+
+
+def test_time_budget_decays_the_rate_to_near_zero_by_its_end(tmp_path):
+    # n_iters far away: only the time budget (1.5 s) can bring the rate down
+    cfg = tiny_cfg(n_iters=10**6, lr_schedule="cosine", save_every=10**6)
+    fin = run_to_end(train(cfg, tmp_path / "run", max_minutes=1.5 / 60))
+    assert fin.reason == "time"
+    lrs = [json.loads(l)["lr"] for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(lrs) > 5 and lrs[0] > 0.9e-3 and lrs[-1] < 0.05e-3
