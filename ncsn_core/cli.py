@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError
-from .config import (ARCHS, INITS, LOSSES, SAMPLE_FIELDS, Config, ConfigError, PRESETS, check_partial, get_preset,
-                     load_config_file, merge, parse_sets)
+from .config import (ARCHS, INITS, LOSSES, LR_SCHEDULES, SAMPLE_FIELDS, Config, ConfigError, PRESETS, check_partial,
+                     get_preset, load_config_file, merge, parse_sets)
 from .progress import bar as _progress
 from .resources import BUILTIN_MODEL
 
@@ -112,7 +112,8 @@ def _write_samples(x: torch.Tensor, out: Path, meta: dict, nrow: int) -> None:
 # the training flags: argparse dest -> (section, field); each overrides --config and --set
 TRAIN_FLAGS = {
     "n_iters": ("train", "n_iters"), "save_every": ("train", "save_every"), "seed": ("train", "seed"),
-    "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "preview_every": ("train", "preview_every"),
+    "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "lr_schedule": ("train", "lr_schedule"),
+    "preview_every": ("train", "preview_every"),
     "log_every": ("train", "log_every"), "ema_rate": ("train", "ema_rate"), "loss": ("train", "loss"),
     "sigma_begin": ("noise", "sigma_begin"), "sigma_end": ("noise", "sigma_end"),
     "num_classes": ("noise", "num_classes"), "arch": ("model", "arch"), "channels": ("model", "channels"),
@@ -457,6 +458,8 @@ def _train_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-every", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="constant (the paper) or cosine: decay to 0 over "
+                                                               "--n-iters, or over --minutes if that ends first")
     g.add_argument("--ema-rate", type=float, help="EMA of the weights, e.g. 0.999; 0 disables")
     g.add_argument("--seed", type=int)
     g.add_argument("--dataset", help="the data set (mnist-builtin: the 10,000 shipped digits; mnist: the 60,000 "

@@ -401,8 +401,10 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             means = (sums / counts.clamp_min(1)).cpu()
             per_sigma = tuple(float(v) if n > 0 else math.nan for v, n in zip(means, counts.cpu()))
             rate = (step - steps_at_start) / max(now - t_start, 1e-9)
-            ev = TrainStep(step, tc.n_iters, float(win_loss) / win_n, per_sigma, ips, now - t_start,
-                           (tc.n_iters - step) / max(rate, 1e-9))
+            eta = (tc.n_iters - step) / max(rate, 1e-9)
+            if max_minutes is not None:  # the time limit may end the run first
+                eta = min(eta, max(0.0, 60 * max_minutes - (now - t_start)))
+            ev = TrainStep(step, tc.n_iters, float(win_loss) / win_n, per_sigma, ips, now - t_start, eta)
             if w.is_main:
                 run.log({"step": step, "loss": ev.loss,
                          "loss_per_sigma": [None if math.isnan(v) else v for v in per_sigma],

@@ -409,9 +409,10 @@ def config_sigmas(config_dict: dict) -> Tuple[float, ...]:
 
 
 def train_job(config_dict: dict, run_dir: str, resume: bool = False, device: Optional[str] = None,
-              interrupt: Optional[threading.Event] = None):
+              interrupt: Optional[threading.Event] = None, max_minutes: Optional[float] = None):
     """ncsn_core.training.train with a first TrainStarting event; commands pass straight through. interrupt: set it
-    to stop without waiting for the step under way (GeneratorWorker.stop() sets the worker's own)."""
+    to stop without waiting for the step under way (GeneratorWorker.stop() sets the worker's own). max_minutes: the
+    time limit (train()'s, as `ncsn train --minutes`)."""
     from ncsn_core.config import Config
     from ncsn_core.training import train
     cfg = Config.from_dict(config_dict)
@@ -420,7 +421,7 @@ def train_job(config_dict: dict, run_dir: str, resume: bool = False, device: Opt
     first = yield TrainStarting(str(run_dir), cfg.to_dict(), resume, config_sigmas(cfg.to_dict()))
     if first == "stop":  # stopped before the first step: nothing to save
         return None
-    gen = train(cfg, run_dir, resume=resume, device=device, interrupt=interrupt)
+    gen = train(cfg, run_dir, resume=resume, device=device, interrupt=interrupt, max_minutes=max_minutes)
     cmd = None
     try:
         while True:

@@ -155,6 +155,11 @@ class TrainTab(Tab):
         if self.controller.state != IDLE or self.follower is not None or self._offer_follow(run_dir):
             return False
         try:
+            self.form.minutes.value()
+        except ValueError as e:  # the time limit applies to the resumed part too
+            self.run_bar.set_problem(str(e))
+            return False
+        try:
             cfg = json.loads((Path(run_dir) / "config.json").read_text())
         except (OSError, ValueError) as e:
             self.banner.show_message(f"Cannot resume {run_dir}: {e}", "error")
@@ -177,7 +182,9 @@ class TrainTab(Tab):
         self.run_bar.status.setText("Loading data and building the model\u2026")
         self._ended = False
         self.status_message.emit(f"Training into {run_dir}")
-        self.controller.start(lambda: jobs.train_job(cfg, run_dir, resume=resume, interrupt=interrupt_event()),
+        minutes = self.form.minutes.value()
+        self.controller.start(lambda: jobs.train_job(cfg, run_dir, resume=resume, interrupt=interrupt_event(),
+                                                     max_minutes=minutes),
                               pause_command="pause")  # Stop abandons a long step part-way (train(interrupt=...))
 
     def pause(self) -> None:
@@ -398,7 +405,7 @@ class TrainTab(Tab):
             self.last_checkpoint = ev.checkpoint or self.last_checkpoint
             if ev.reason == "diverged":
                 self.banner.show_message(f"Training diverged: {ev.message}", "error")
-            text = {"done": "Finished", "stopped": "Stopped"}.get(ev.reason, "Ended")
+            text = {"done": "Finished", "stopped": "Stopped", "time": "Time limit reached; stopped"}.get(ev.reason, "Ended")
             status.setText(f"{text} at step {ev.step:,}." + (f" Checkpoint: {ev.checkpoint}" if ev.checkpoint else ""))
 
     def _on_errored(self, message: str) -> None:

@@ -6,7 +6,7 @@ from typing import Dict, Optional
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QWidget
 
-from ncsn_core.config import PRESETS, Config, ConfigError, get_preset
+from ncsn_core.config import LR_SCHEDULES, PRESETS, Config, ConfigError, get_preset
 
 from .number_edit import NumberEdit
 
@@ -43,11 +43,24 @@ class TrainForm(QGroupBox):
         }
         self.fields["ema_rate"].setPlaceholderText("empty = no EMA")
         self.fields["preview_every"].setToolTip("steps between preview samples; 0 = no previews")
+        self.lr_schedule = QComboBox()
+        self.lr_schedule.addItems(LR_SCHEDULES)
+        self.lr_schedule.setToolTip("constant (the paper), or cosine: the rate falls to 0 over the iterations, or "
+                                    "over the time limit if that ends first")
+        # not part of the config: a budget for this run (ncsn train --minutes); it ends with a checkpoint
+        self.minutes = NumberEdit("time limit", None, float, 0, optional=True, exclusive_min=True)
+        self.minutes.setPlaceholderText("empty = no limit")
+        self.minutes.setToolTip("minutes of wall time; training then stops with a checkpoint (resume to go on)")
         rows = QFormLayout(self)
         rows.addRow("Preset", self.preset_combo)
         for key, w in self.fields.items():
             rows.addRow(LABELS[key], w)
             w.textChanged.connect(self.changed)
+            if key == "lr":
+                rows.addRow("Learning-rate schedule", self.lr_schedule)
+        rows.addRow("Time limit (minutes)", self.minutes)
+        self.lr_schedule.currentTextChanged.connect(self.changed)
+        self.minutes.textChanged.connect(self.changed)
         self.preset_combo.currentTextChanged.connect(self.apply_preset)
 
     def apply_preset(self, name: str) -> None:
@@ -69,17 +82,20 @@ class TrainForm(QGroupBox):
             self.fields[key].set_value(config["train"][key])
         for key in NOISE_KEYS:
             self.fields[key].set_value(config["noise"][key])
+        self.lr_schedule.setCurrentText(config["train"].get("lr_schedule", "constant"))
         self.changed.emit()
 
     def config_dict(self, data: dict, overrides: Optional[Dict[str, dict]] = None) -> dict:
         """The preset with the form's values, `data` (DataConfig values) and `overrides` ({section: {key: value}},
         applied last); ValueError naming the first bad field (the engine's ConfigError for config values)."""
+        self.minutes.value()  # ValueError naming the field when the time limit is not a positive number
         d = get_preset(self.preset_combo.currentText()).to_dict()
         d["model"]["channels"] = list(d["model"]["channels"])
         for key in TRAIN_KEYS:
             d["train"][key] = self.fields[key].value()
         for key in NOISE_KEYS:
             d["noise"][key] = self.fields[key].value()
+        d["train"]["lr_schedule"] = self.lr_schedule.currentText()
         d["data"].update(data)
         for section, kw in (overrides or {}).items():
             d[section].update(kw)

@@ -136,3 +136,25 @@ def test_stop_right_after_start_is_clean(qtbot, tab):
     wait_idle(qtbot, tab.controller)
     assert tab.banner.isHidden() and tab.run_bar.run_button.isEnabled()
     assert "Stopped" in tab.run_bar.status.text()
+
+
+def test_time_limit_ends_a_cosine_run_with_a_checkpoint(qtbot, tab):
+    import json
+    fill_tiny_form(qtbot, tab)  # 100,000 iterations: only the time limit can end it
+    tab.form.lr_schedule.setCurrentText("cosine")
+    set_text(qtbot, tab.form.minutes, "0.05")  # 3 s
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, tab.controller, timeout=60000)
+    assert "Time limit reached" in tab.run_bar.status.text() and Path(tab.last_checkpoint).exists()
+    run = Path(tab.run_dir)
+    assert json.loads((run / "config.json").read_text())["train"]["lr_schedule"] == "cosine"
+    lrs = [json.loads(l)["lr"] for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lrs[-1] < 0.2 * max(lrs)  # the rate fell with the time spent, not with 100,000 iterations
+
+
+def test_a_bad_time_limit_disables_start_and_says_why(qtbot, tab):
+    fill_tiny_form(qtbot, tab)
+    set_text(qtbot, tab.form.minutes, "-3")
+    assert not tab.run_bar.run_button.isEnabled() and "time limit" in tab.run_bar.problem_label.text()
+    set_text(qtbot, tab.form.minutes, "")
+    assert tab.run_bar.run_button.isEnabled()
