@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import ops
 from .normalization import CondInstanceNormPlus
 from .refinenet import CondResBlock
 
@@ -68,7 +69,7 @@ class CompactScoreNet(nn.Module):
         for b in self.enc2:
             h2 = b(h2, labels)
         u1 = F.interpolate(h2, size=h1.shape[2:], mode="bilinear", align_corners=False)
-        d1 = self.dec1(self.merge1(torch.cat([u1, h1], dim=1)), labels)
+        d1 = self.dec1(ops.conv1x1_cat(self.merge1, u1, h1), labels)
         u0 = F.interpolate(d1, size=h0.shape[2:], mode="bilinear", align_corners=False)
-        d0 = self.dec0(self.merge0(torch.cat([u0, h0], dim=1)), labels)
+        d0 = self.dec0(ops.conv1x1_cat(self.merge0, u0, h0), labels)
         return self.end_conv(F.elu(self.norm_out(d0, labels), inplace=True))

@@ -56,9 +56,10 @@ class TrainForm(QGroupBox):
         for key, w in self.fields.items():
             rows.addRow(LABELS[key], w)
             w.textChanged.connect(self.changed)
+            if key == "n_iters":
+                rows.addRow("Time limit (minutes)", self.minutes)
             if key == "lr":
                 rows.addRow("Learning-rate schedule", self.lr_schedule)
-        rows.addRow("Time limit (minutes)", self.minutes)
         self.lr_schedule.currentTextChanged.connect(self.changed)
         self.minutes.textChanged.connect(self.changed)
         self.preset_combo.currentTextChanged.connect(self.apply_preset)

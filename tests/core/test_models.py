@@ -4,6 +4,7 @@ import torch
 
 from ncsn_core.config import ConfigError, get_preset
 from ncsn_core.models import CondInstanceNormPlus, build_model, conv_flops, count_parameters
+from ncsn_core.models import ops
 from ncsn_core.models.normalization import cond_instance_norm_plus_reference, instance_stats
 
 
@@ -121,10 +122,27 @@ def test_models_equal_the_term_by_term_channels_first_formulation(arch, extra, m
     fast_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     monkeypatch.setattr(CondInstanceNormPlus, "forward", _reference_forward)
-    model = model.to(memory_format=torch.contiguous_format)
+    model = model.to(memory_format=torch.contiguous_format)  # channels-first: conv1x1_cat concatenates
     ref = model.net(x, labels)
     ref = ref / model.sigmas[labels].view(-1, 1, 1, 1) if model.scale_by_sigma else ref
     ref.sum().backward()
     torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-9)
     for g, p in zip(fast_grads, model.parameters()):
         torch.testing.assert_close(g, p.grad, rtol=1e-8, atol=1e-8)
+
+
+def test_conv1x1_cat_equals_conv_of_the_concatenation_with_gradients():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(7, 4, 1).double().to(memory_format=torch.channels_last)
+    cl = torch.channels_last
+    u = torch.randn(3, 5, 6, 6, dtype=torch.double).contiguous(memory_format=cl).requires_grad_(True)
+    h = torch.randn(3, 2, 6, 6, dtype=torch.double).contiguous(memory_format=cl).requires_grad_(True)
+    fast = ops.conv1x1_cat(conv, u, h)
+    assert fast.is_contiguous(memory_format=cl)
+    w = torch.randn_like(fast)
+    gf = torch.autograd.grad((fast * w).sum(), [u, h, conv.weight, conv.bias])
+    ref = conv(torch.cat([u, h], dim=1))
+    gr = torch.autograd.grad((ref * w).sum(), [u, h, conv.weight, conv.bias])
+    torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(gf, gr):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
