@@ -420,7 +420,8 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             t_yield = time.perf_counter()
         stop = 0  # rank 0's decision (1 stop, 2 time), broadcast: every rank must stop at the same step
         if max_minutes is not None and w.is_main:
-            time_share = (time.perf_counter() - t_start) / (60 * max_minutes)
+            spent = time.perf_counter() - t_start
+            time_share = spent / (60 * max_minutes) if max_minutes > 0 else math.inf
         if w.is_main:  # previews, saves and commands are rank 0's
             if tc.preview_every and step % tc.preview_every == 0:
                 c = yield Preview(step, _preview(model, ema, cfg))

@@ -16,7 +16,9 @@ def conv1x1_cat(conv: nn.Conv2d, u: torch.Tensor, h: torch.Tensor) -> torch.Tens
                                       and h.is_contiguous(memory_format=torch.channels_last)):
         return conv(torch.cat([u, h], dim=1))
     b, cu, hh, ww = u.shape
-    w = conv.weight.flatten(1)  # (C_out, Cu + Ch)
+    # (C_out, Cu + Ch), read so that its gradient gets the weight's own strides (DDP's buckets check them)
+    wt = conv.weight
+    w = wt.flatten(1) if wt.stride(-1) == 1 else wt.permute(0, 2, 3, 1).flatten(1)
     # channels-last (B, C, H, W) is (B*H*W, C) row-major: these views copy nothing
     out = torch.addmm(conv.bias, u.permute(0, 2, 3, 1).reshape(-1, cu), w[:, :cu].t())
     out.addmm_(h.permute(0, 2, 3, 1).reshape(-1, h.shape[1]), w[:, cu:].t())
