@@ -18,7 +18,7 @@ def test_train_workload_counts_forward_and_backward_flops():
     # a training step costs a forward and a backward (about twice the forward): 3x the sampler's forward
     assert 2.5 < train["gflop_per_image"] / sample["gflop_per_image"] < 3.2
     assert abs(sample["gflop_per_image"] - 0.107) < 0.01  # the compact model's 0.107 GFLOP per image
-    assert sample["sampler_steps_64"] == 2 * 8 - 1  # the mnist-cpu preset: Heun over 8 sigmas
+    assert sample["sampler_steps_64"] == 2 * 12 - 1  # the mnist-cpu preset: Heun over 12 sigmas
 
 
 def test_eager_baseline_computes_the_same_function():
