@@ -419,9 +419,6 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
             cmd = yield None
             t_yield = time.perf_counter()
         stop = 0  # rank 0's decision (1 stop, 2 time), broadcast: every rank must stop at the same step
-        if max_minutes is not None and w.is_main:
-            spent = time.perf_counter() - t_start
-            time_share = spent / (60 * max_minutes) if max_minutes > 0 else math.inf
         if w.is_main:  # previews, saves and commands are rank 0's
             if tc.preview_every and step % tc.preview_every == 0:
                 c = yield Preview(step, _preview(model, ema, cfg))
@@ -435,6 +432,9 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
                 else:  # a paused run is safe on disk; the next plain next() resumes it
                     c = yield save()
                     cmd = c if c else (yield Paused(step))
+            if max_minutes is not None:  # measured after previews, saves and a pause, as they spend the budget too
+                spent = time.perf_counter() - t_start
+                time_share = spent / (60 * max_minutes) if max_minutes > 0 else math.inf
             if cmd == "stop" or (interrupt is not None and interrupt.is_set()):
                 stop = 1
             elif time_share >= 1 and step < tc.n_iters:

@@ -405,7 +405,8 @@ class TrainTab(Tab):
             self.last_checkpoint = ev.checkpoint or self.last_checkpoint
             if ev.reason == "diverged":
                 self.banner.show_message(f"Training diverged: {ev.message}", "error")
-            text = {"done": "Finished", "stopped": "Stopped", "time": "Time limit reached; stopped"}.get(ev.reason, "Ended")
+            text = {"done": "Finished", "stopped": "Stopped",
+                    "time": "Time limit reached; stopped"}.get(ev.reason, "Ended")
             status.setText(f"{text} at step {ev.step:,}." + (f" Checkpoint: {ev.checkpoint}" if ev.checkpoint else ""))
 
     def _on_errored(self, message: str) -> None:
