@@ -159,12 +159,14 @@ def _finite(v):
 def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int = 0, use_ema: bool = True,
              device: Union[str, torch.device] = "cpu", batch_size: int = 250,
              progress: Optional[Progress] = None, loss_per_level: bool = True,
-             neighbours: Union[str, Path, None] = None, **sample_overrides) -> dict:
+             neighbours: Union[str, Path, None] = None, sample: Optional[SampleConfig] = None,
+             **sample_overrides) -> dict:
     """Sample n images from a checkpoint and measure them.
 
     checkpoint: a .pt file or run folder (its newest checkpoint); None = the built-in MNIST model.
-    sample_overrides: SampleConfig fields (sampler, step_lr, n_steps_each, ...); None or absent takes the
-    checkpoint config's `sample` section. loss_per_level: also the DSM loss per level on held-out images.
+    sample: the sampler to run in place of the checkpoint config's `sample` section (a whole SampleConfig, as the
+    studio's form gives one: its None ladder means the model's own). sample_overrides: SampleConfig fields
+    (sampler, step_lr, n_steps_each, ...) laid over that; None or absent keeps its value (the CLI's flags). loss_per_level: also the DSM loss per level on held-out images.
     neighbours: a .png path for the grid of the first 10 samples beside their 5 nearest training images.
     progress(stage, done, total) is called while sampling ("sample", Langevin steps over all batches)
     and while measuring ("metrics"). Everything is seeded by `seed`.
@@ -196,7 +198,7 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
                          use_ema=use_ema)
     cfg, model = ld.config, ld.model
     real_colour = _check_inputs(cfg, n, batch_size)  # fail now, not after minutes of sampling
-    sc, settings = _settings(ld, batch_size, sample_overrides)
+    sc, settings = _settings(ld, batch_size, sample or ld.config.sample, sample_overrides)
     label = f"n={n} samples, seed {seed}; {settings['description']}, EMA={'on' if settings['ema'] else 'off'}"
     torch_device = next(model.parameters()).device
 
@@ -290,12 +292,12 @@ def _check_inputs(cfg, n: int, batch_size: int):
     return train
 
 
-def _settings(ld, batch_size: int, overrides: dict) -> tuple[SampleConfig, dict]:
-    """The sampler that labels every figure: the overrides, else the checkpoint config's `sample`; with its
-    ladder (L, sigmas, ends), network evaluations per sample and a one-line description."""
+def _settings(ld, batch_size: int, base: SampleConfig, overrides: dict) -> tuple[SampleConfig, dict]:
+    """The sampler that labels every figure: `base` with the overrides; with its ladder (L, sigmas, ends), network
+    evaluations per sample and a one-line description."""
     import dataclasses
     try:
-        sc, pl = resolve_for(ld.model, ld.config.sample, **overrides)
+        sc, pl = resolve_for(ld.model, base, **overrides)
     except (ValueError, TypeError) as e:
         raise M.MetricsError(str(e)) from e
     sig = [float(f"{v:.6g}") for v in pl.sigmas.tolist()]

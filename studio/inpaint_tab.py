@@ -220,7 +220,7 @@ class InpaintTab(Tab):
             return False
         s = self.settings()
         try:
-            plan = jobs.sampler_plan(self._model, s.sample_config())
+            plan = jobs.sampler_plan(self._model, s.sample)
         except ValueError as e:
             self.run_bar.set_problem(str(e))
             return False
@@ -229,7 +229,7 @@ class InpaintTab(Tab):
                      "meta": {"image": self.source.source, "fill_pixels": int((~known).sum()),
                               "description": plan.description, "nfe": plan.nfe, "sigmas": list(plan.sigmas)}}
         self._final = None
-        self.live.start(s.sampler)
+        self.live.start(s.sample.sampler)
         self.run_bar.set_progress(0, plan.total_steps)
         self.run_bar.status.setText("Running\u2026")
         self.controller.start(jobs.inpaint_job(self._model, self._run["image"], known, s))
@@ -254,7 +254,8 @@ class InpaintTab(Tab):
         if self._run is None:
             return
         s = self._run["settings"]
-        self.live.chains.finish(self._final, self._final is not None, s.denoise and s.sampler == "annealed_langevin")
+        self.live.chains.finish(self._final, self._final is not None,
+                                s.sample.denoise and s.sample.sampler == "annealed_langevin")
         if self._final is not None:
             self.result.show_results({**jobs.inpaint_results(self._run["image"], self._run["known"], self._final),
                                       "settings": s, "meta": dict(self._run["meta"])}, self.info)

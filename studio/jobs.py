@@ -106,62 +106,30 @@ def load_model(path: str) -> Tuple[Any, CheckpointInfo]:
 
 
 # --- sampling ---------------------------------------------------------------------------------
-LADDER_FIELDS = ("num_levels", "sigma_begin", "sigma_end")
-
-
 @dataclass(frozen=True)
 class SampleSettings:
-    """One run of a sampler: the SampleConfig fields (see ncsn_core.config.SampleConfig; Alg. 1 notation:
-    alpha_i = step_lr * sigma_i^2 / sigma_L^2) plus what belongs to the run (checkpoint, n, seed, EMA, a subset of
-    levels). A sampler field left None takes the checkpoint config's value (`resolved`), except that the sampling
-    ladder travels with the sampler: when `sampler` is given, None in num_levels, sigma_begin or sigma_end means the
-    model's own ladder. levels: indices into the model's own ladder (annealed Langevin or pc on that ladder);
-    None = all."""
+    """One run of a sampler: its settings `sample` (a validated SampleConfig, as the sampler form gives it; None =
+    the checkpoint config's own; Alg. 1 notation: alpha_i = step_lr * sigma_i^2 / sigma_L^2) and what belongs to the
+    run (checkpoint, n, seed, EMA, a subset of levels). levels: indices into the model's own ladder (annealed
+    Langevin or pc on that ladder); None = all."""
     checkpoint: str = ""
     n: int = 16
     seed: int = 0
     use_ema: bool = True
     levels: Optional[Tuple[int, ...]] = None
-    step_lr: Optional[float] = None
-    n_steps_each: Optional[Any] = None  # int, or one count per level
-    denoise: Optional[bool] = None
-    init: Optional[str] = None
-    variance_correction: Optional[float] = None
-    sampler: Optional[str] = None
-    num_levels: Optional[int] = None
-    sigma_begin: Optional[float] = None
-    sigma_end: Optional[float] = None
-    snr: Optional[float] = None
-    rho: Optional[float] = None
-    churn: Optional[float] = None
+    sample: Optional[SampleConfig] = None
     yield_every: int = 0  # 0: the sampler's default (about 4 frames per level; every sigma step for Heun)
     gif_max_frames: int = 200
     classify: bool = True
 
-    @classmethod
-    def of(cls, sample: SampleConfig, **run: Any) -> "SampleSettings":
-        """A run of the sampler settings `sample` (a validated SampleConfig, e.g. from the sampler form)."""
-        return cls(**dataclasses.asdict(sample), **run)
+    def sample_config(self, default: SampleConfig) -> SampleConfig:
+        """The sampler this run uses: `sample`, or `default` (the checkpoint config's) when it is None."""
+        return self.sample if self.sample is not None else default
 
-    def resolved(self, default: SampleConfig) -> "SampleSettings":
-        """These settings with every None sampler field taken from `default` (the ladder: see the class doc);
-        the engine checks the result (SampleConfig raises ConfigError naming the bad value)."""
-        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(SampleConfig)
-                 if getattr(self, f.name) is not None}
-        if self.sampler is not None:
-            given.update({k: getattr(self, k) for k in LADDER_FIELDS})
-        return dataclasses.replace(self, **dataclasses.asdict(dataclasses.replace(default, **given)))
-
-    def sample_config(self, default: Optional[SampleConfig] = None) -> SampleConfig:
-        """The SampleConfig of these settings, None fields from `default` (SampleConfig() when None)."""
-        s = self.resolved(default or SampleConfig())
-        return SampleConfig(**{f.name: getattr(s, f.name) for f in dataclasses.fields(SampleConfig)})
-
-    def to_meta(self) -> dict:
-        """The settings for exported files; call on `resolved` settings so every value is the one used."""
-        sampler = {f.name: getattr(self, f.name) for f in dataclasses.fields(SampleConfig)}
+    def to_meta(self, sc: SampleConfig) -> dict:
+        """The settings for exported files, with `sc` the sampler actually used."""
         return {"checkpoint": self.checkpoint, "n": self.n, "seed": self.seed, "ema": self.use_ema,
-                "levels": list(self.levels) if self.levels is not None else "all", **sampler,
+                "levels": list(self.levels) if self.levels is not None else "all", **dataclasses.asdict(sc),
                 "notation": "alpha_i = step_lr * sigma_i^2 / sigma_L^2; x <- x + alpha_i/2 * s + sqrt(alpha_i) * z"}
 
 
@@ -279,8 +247,7 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
     cfg = ld.config
     if cfg.model.arch == "mlp":
         raise ValueError(f"{ld.path} is a 2-D toy model: open it in the Toy 2-D lab tab instead")
-    s = s.resolved(cfg.sample)  # None = the checkpoint config's value; the meta names what was used
-    sc = s.sample_config()
+    sc = s.sample_config(cfg.sample)
     check_data_mean(sc.init, ld.model.data_mean is not None)
     levels = check_levels(s.levels, sc, len(ld.model.sigmas))
     model = ld.model if levels is None else LevelSubset(ld.model, levels)
@@ -309,7 +276,7 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
         x = stop.value if stop.value is not None else x
     x = x.clamp(0, 1)
     nrow = grid_nrow(s.n)
-    meta = {**s.to_meta(), "description": pl.description, "nfe": pl.nfe, "step": ld.step,
+    meta = {**s.to_meta(sc), "description": pl.description, "nfe": pl.nfe, "step": ld.step,
             "sigmas": list(pl.sigmas), "completed": completed, "config": cfg.to_dict()}
     if completed and s.classify and cfg.data.channels == 1 and cfg.data.image_size == 28:
         labels = classify_digits(x)
@@ -350,13 +317,13 @@ def inpaint_job(model: Any, image: np.ndarray, known: np.ndarray, s: SampleSetti
     """A generator factory for GeneratorWorker: image (C, H, W) float in [0, 1], known (H, W) bool (True = known
     pixel); the generator (ncsn_core.sampling.sample with image and mask: Alg. 2 for the Langevin samplers, the
     known pixels on their noisy path for the ODE) yields LangevinState for s.n completions of the same image.
-    Sampler fields left None in `s` take SampleConfig's defaults (the sampler form sets them all)."""
+    s.sample None runs SampleConfig()'s defaults (the paper's Alg. 1; the studio's form always gives one)."""
     image, known = np.array(image, np.float32), np.array(known, np.float32)
 
     def make_gen():
         import torch
         from ncsn_core.sampling import sample
-        sc = s.sample_config()
+        sc = s.sample_config(SampleConfig())
         check_data_mean(sc.init, getattr(model, "data_mean", None) is not None)  # None: saved before it was recorded
         device = model.sigmas.device
         img = torch.from_numpy(image).to(device)[None].expand(s.n, -1, -1, -1).contiguous()
@@ -384,7 +351,7 @@ def export_inpaint_row(results: dict, info: CheckpointInfo, path: str) -> Path:
     from ncsn_core.export import save_grid
     r, s = results, results["settings"]
     row = np.concatenate([r["original"][None], r["occluded"][None], r["completions"]]).astype(np.float32)
-    sampler = {f.name: getattr(s, f.name) for f in dataclasses.fields(SampleConfig)}
+    sampler = dataclasses.asdict(s.sample_config(SampleConfig()))
     meta = {"checkpoint": info.path, "step": info.step, "seed": s.seed, "n": s.n, **sampler, **r["meta"],
             "layout": "original, occluded, then completions", "known_pixels": "pasted from the original",
             "config": info.config}
@@ -498,7 +465,7 @@ def evaluate_job(s: SampleSettings, batch_size: int, stop_flag: threading.Event,
 
     try:
         result = evaluate(s.checkpoint, n=s.n, seed=s.seed, use_ema=s.use_ema, device="cpu", batch_size=batch_size,
-                          progress=on_progress, neighbours=neighbours, **eval_overrides(s))
+                          progress=on_progress, neighbours=neighbours, sample=s.sample)
     except Cancelled:
         return None
     rows = None
@@ -507,22 +474,6 @@ def evaluate_job(s: SampleSettings, batch_size: int, stop_flag: threading.Event,
         rows = NeighbourRows(images, meta["distances"], 1 + len(meta["distances"][0]), result["neighbours_png"])
     return EvalOutcome(result, rows)
     yield  # noqa: unreachable - a generator like the other jobs
-
-
-def eval_overrides(s: SampleSettings) -> Dict[str, Any]:
-    """The SampleConfig fields of `s` as evaluate()'s overrides (None = the checkpoint's). evaluate() resolves
-    them with ncsn_core.sampling.resolve, where None keeps the checkpoint's value, so "the model's own ladder"
-    (None with `sampler` given, see SampleSettings) cannot be said with None when the checkpoint config names
-    another ladder: then the model's training ladder is passed explicitly (the same geometric sigmas)."""
-    out = {f.name: getattr(s, f.name) for f in dataclasses.fields(SampleConfig)}
-    if s.sampler is not None and all(out[k] is None for k in LADDER_FIELDS):
-        from ncsn_core.checkpoint import read_state
-        from ncsn_core.config import Config
-        cfg = Config.from_dict(read_state(Path(s.checkpoint))["config"])
-        if cfg.sample.custom_ladder():  # only possible for a continuous-sigma model (Config checks it)
-            out.update(num_levels=cfg.noise.num_classes, sigma_begin=cfg.noise.sigma_begin,
-                       sigma_end=cfg.noise.sigma_end)
-    return out
 
 
 def _progress_of(args: Sequence, kwargs: Dict[str, Any]) -> EvalProgress:

@@ -44,7 +44,7 @@ class InpaintResult(QGroupBox):
         n = len(results["completions"])
         self.view.set_images([results["original"], results["occluded"], *results["completions"]],
                              ["original", "occluded"] + [f"completion {k + 1}" for k in range(n)])
-        how = results.get("meta", {}).get("description") or f"start {s.init}"
+        how = results.get("meta", {}).get("description") or f"start {s.sample.init}"
         self.note.setText(f"seed {s.seed}; {how}; known pixels pasted from the original.")
 
     def export_row(self, path) -> Path:

@@ -212,8 +212,8 @@ class SamplerForm(QGroupBox):
     def settings(self, **run: Any) -> jobs.SampleSettings:
         """One run of these settings: n, seed, EMA from the form, the rest (checkpoint, levels, ...) from `run`."""
         use_ema = self.ema_box.isChecked() if self.ema_box is not None else True
-        return jobs.SampleSettings.of(self.sample_config(), n=self.n_edit.value(), seed=self.seed_edit.value(),
-                                      use_ema=use_ema, **run)
+        return jobs.SampleSettings(n=self.n_edit.value(), seed=self.seed_edit.value(), use_ema=use_ema,
+                                   sample=self.sample_config(), **run)
 
     def error(self) -> Optional[str]:
         """None when the form holds a valid run, else the message (the engine's for sampler values)."""

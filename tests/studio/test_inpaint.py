@@ -7,7 +7,7 @@ from PySide6.QtGui import QDropEvent
 
 from studio import jobs
 from ncsn_core.checkpoint import save_checkpoint
-from ncsn_core.config import get_preset
+from ncsn_core.config import SampleConfig, get_preset
 from ncsn_core.export import read_png_meta
 from ncsn_core.models import build_model
 from studio.widgets.mask_canvas import MaskEditor
@@ -324,12 +324,12 @@ def test_start_and_kappa_follow_the_checkpoint_and_reach_the_job_and_the_export(
     assert tab.form.init_combo.currentData() == "gaussian" and tab.form.kappa_spin.value() == 0.5   # the config's values
     assert _combo_item(tab.form.init_combo, "data-mean").isEnabled()                # the checkpoint holds a mean
     assert "stationary variance is exactly" in tab.form.kappa_spin.toolTip()
-    assert (tab.settings().init, tab.settings().variance_correction) == ("gaussian", 0.5)
+    assert (tab.settings().sample.init, tab.settings().sample.variance_correction) == ("gaussian", 0.5)
 
     tab.form.init_combo.setCurrentIndex(tab.form.init_combo.findData("data-mean"))
     tab.form.kappa_spin.stepBy(2)                                                   # 0.5 -> 1.0 as the arrows do
     s = tab.settings()
-    assert (s.init, s.variance_correction) == ("data-mean", 1.0)
+    assert (s.sample.init, s.sample.variance_correction) == ("data-mean", 1.0)
     calls, real = [], sampling.inpaint
     monkeypatch.setattr(sampling, "inpaint", lambda *a, **k: calls.append(k) or real(*a, **k))
     tab.editor.canvas.set_mask(np.arange(28)[:, None].repeat(28, 1) >= 14)
@@ -368,7 +368,7 @@ def test_data_mean_start_is_disabled_without_a_data_mean(qtbot, tab, tmp_path):
     # gives no such settings (tab.settings() raises the same message), so they are written out here
     with pytest.raises(ValueError, match="no training-data mean"):
         tab.settings()
-    s = jobs.SampleSettings(n=2, step_lr=5e-5, n_steps_each=2, denoise=True, init="data-mean", variance_correction=0.0)
+    s = jobs.SampleSettings(n=2, sample=SampleConfig(step_lr=5e-5, n_steps_each=2, denoise=True, init="data-mean"))
     make_gen = jobs.inpaint_job(model, tab.image(), tab.editor.canvas.known_mask(), s)
     with pytest.raises(ValueError, match="no training-data mean.*choose the uniform or gaussian start"):
         next(make_gen())

@@ -189,12 +189,12 @@ def test_start_and_kappa_follow_the_checkpoint_and_reach_the_job_and_the_export(
     assert "stationary variance is exactly" in tab.form.kappa_spin.toolTip()
     assert (tab.form.kappa_spin.minimum(), tab.form.kappa_spin.maximum(), tab.form.kappa_spin.singleStep()) == (0.0, 1.0, 0.25)
     s = tab.settings_from_form()
-    assert (s.init, s.variance_correction) == ("gaussian", 0.5)
+    assert (s.sample.init, s.sample.variance_correction) == ("gaussian", 0.5)
 
     tab.form.init_combo.setCurrentIndex(tab.form.init_combo.findData("data-mean"))
     tab.form.kappa_spin.stepBy(2)                                                   # 0.5 -> 1.0 as the arrows do
     s = tab.settings_from_form()
-    assert (s.init, s.variance_correction) == ("data-mean", 1.0)
+    assert (s.sample.init, s.sample.variance_correction) == ("data-mean", 1.0)
     calls = _spy_sampler(monkeypatch)
     run_small(qtbot, tab, n="2", steps="1")
     assert tab.banner.isHidden() and tab.result is not None and tab.result.completed
@@ -210,11 +210,12 @@ def test_start_and_kappa_follow_the_checkpoint_and_reach_the_job_and_the_export(
     assert tab.form.init_combo.currentData() == "uniform" and tab.form.kappa_spin.value() == 0.25
 
 
-def test_the_job_uses_the_checkpoint_config_when_start_and_kappa_are_none(tmp_path, monkeypatch):
+def test_the_job_uses_the_checkpoint_config_when_no_sampler_is_given(tmp_path, monkeypatch):
     from studio import jobs
-    ckpt = _checkpoint(tmp_path / "c.pt", False, init="gaussian", variance_correction=0.75)
+    from ncsn_core.config import SampleConfig
+    ckpt = _checkpoint(tmp_path / "c.pt", False, init="gaussian", variance_correction=0.75, n_steps_each=1)
     calls = _spy_sampler(monkeypatch)
-    gen = jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, n_steps_each=1, classify=False))
+    gen = jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, classify=False))
     with pytest.raises(StopIteration) as stop:
         while True:
             next(gen)
@@ -222,20 +223,21 @@ def test_the_job_uses_the_checkpoint_config_when_start_and_kappa_are_none(tmp_pa
     assert (meta["init"], meta["variance_correction"]) == ("gaussian", 0.75)     # effective values, never None
     assert (calls[-1]["init"], calls[-1]["variance_correction"]) == ("gaussian", 0.75)
     # an explicit choice wins over the config
-    gen = jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, n_steps_each=1, classify=False,
-                                              init="uniform", variance_correction=0.0))
+    mine = SampleConfig(n_steps_each=1, init="uniform", variance_correction=0.0)
+    gen = jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, classify=False, sample=mine))
     with pytest.raises(StopIteration) as stop:
         while True:
             next(gen)
     assert (stop.value.value.meta["init"], stop.value.value.meta["variance_correction"]) == ("uniform", 0.0)
     # 'data-mean' without a data mean is refused with a message that says what to do
-    gen = jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, n_steps_each=1, init="data-mean"))
+    gen = jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, sample=SampleConfig(init="data-mean")))
     with pytest.raises(ValueError, match="no training-data mean.*choose the uniform or gaussian start"):
         next(gen)
 
 
 def test_data_mean_start_is_disabled_without_a_data_mean(qtbot, tab, tmp_path):
     from studio import jobs
+    from ncsn_core.config import SampleConfig
     ckpt = _checkpoint(tmp_path / "old.pt", False, init="gaussian", variance_correction=0.25)
     _load(qtbot, tab, ckpt)
     assert not tab.info.has_data_mean
@@ -248,7 +250,8 @@ def test_data_mean_start_is_disabled_without_a_data_mean(qtbot, tab, tmp_path):
     tab.form.init_combo.setCurrentIndex(tab.form.init_combo.findData("data-mean"))
     assert not tab.run_bar.run_button.isEnabled() and "data mean" in tab.run_bar.problem_label.text()
     # a job that asks for it anyway fails with the reason in the tab's error banner
-    tab.controller.start(lambda: jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2, init="data-mean")))
+    tab.controller.start(lambda: jobs.sample_job(jobs.SampleSettings(checkpoint=ckpt, n=2,
+                                                                         sample=SampleConfig(init="data-mean"))))
     wait_idle(qtbot, tab.controller)
     assert tab.banner.isVisible() and "no training-data mean" in tab.banner.text()
     # a checkpoint with a mean enables it again

@@ -196,14 +196,6 @@ def test_a_bad_per_level_step_list_shows_the_engines_message_and_does_not_start(
     assert sample_tab.result.meta["n_steps_each"] == (2, 1, 3)
 
 
-def test_settings_keep_the_ladder_with_the_sampler():
-    ckpt = tiny_sigma_config().sample                              # heun on 5 sigmas 16 -> 0.002
-    s = jobs.SampleSettings(sampler="pc", n_steps_each=2).resolved(ckpt)
-    assert (s.sampler, s.num_levels, s.sigma_begin, s.sigma_end) == ("pc", None, None, None)   # the model's ladder
-    s = jobs.SampleSettings(n_steps_each=2).resolved(ckpt)
-    assert (s.sampler, s.num_levels, s.sigma_end) == ("heun", 5, 0.002)                       # the checkpoint's
-
-
 # --- Inpaint tab --------------------------------------------------------------------------------
 def test_inpainting_with_heun_keeps_the_known_pixels_exactly(qtbot, inpaint_tab, tiny_sigma_checkpoint, tmp_path):
     tab = inpaint_tab
@@ -253,11 +245,16 @@ def test_evaluate_passes_the_chosen_sampler(qtbot, tiny_sigma_checkpoint):
     assert rows["sampler"] == s["description"]
 
 
-def test_eval_overrides_say_the_models_own_ladder_explicitly(tiny_sigma_checkpoint):
-    """evaluate() keeps the checkpoint's value for None, so an emptied ladder is passed as the training ladder."""
-    s = jobs.SampleSettings(checkpoint=tiny_sigma_checkpoint, sampler="pc", n_steps_each=1)
+def test_evaluate_runs_the_forms_sampler_on_the_models_own_ladder(tiny_sigma_checkpoint):
+    """The checkpoint's sampler is Heun on its own 5-sigma ladder 16 -> 0.002; the form's pc with an empty ladder
+    runs on the model's training ladder, not the checkpoint sampler's."""
+    from ncsn_core.config import SampleConfig
+    from ncsn_core.evaluate import evaluate
     noise = tiny_sigma_config().noise
-    over = jobs.eval_overrides(s)
-    assert (over["sampler"], over["num_levels"], over["sigma_begin"], over["sigma_end"]) == \
-        ("pc", noise.num_classes, noise.sigma_begin, noise.sigma_end)
-    assert jobs.eval_overrides(jobs.SampleSettings(checkpoint=tiny_sigma_checkpoint))["num_levels"] is None
+    r = evaluate(tiny_sigma_checkpoint, n=4, batch_size=4, loss_per_level=False,
+                 sample=SampleConfig(sampler="pc", n_steps_each=1))
+    s = r["sampler"]
+    assert (s["sampler"], s["num_levels"], s["L"]) == ("pc", None, noise.num_classes)
+    assert (s["sigma_begin"], s["sigma_end"]) == (pytest.approx(noise.sigma_begin), pytest.approx(noise.sigma_end))
+    r = evaluate(tiny_sigma_checkpoint, n=4, batch_size=4, loss_per_level=False)      # no sampler: the checkpoint's
+    assert (r["sampler"]["sampler"], r["sampler"]["L"], r["sampler"]["sigma_end"]) == ("heun", 5, 0.002)
