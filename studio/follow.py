@@ -4,6 +4,7 @@ with cheap file stats from a QTimer on the GUI thread (a poll reads only the byt
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -19,6 +20,20 @@ SILENT_S = 60.0   # no file of the run changed for this long: it stopped, crashe
 LIVE_S = 60.0     # a run whose metrics changed this recently (and past its newest checkpoint) is being written
 
 FOLLOWING, SILENT, FINISHED = "following", "silent", "finished"
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "--"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def format_age(seconds: float) -> str:
+    """'3 s' under a minute, then m:ss (or h:mm:ss)."""
+    return f"{seconds:.0f} s" if math.isfinite(seconds) and 0 <= seconds < 60 else format_duration(seconds)
 
 
 @dataclass(frozen=True)

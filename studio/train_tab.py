@@ -8,33 +8,20 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QPushButton, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFormLayout, QLineEdit, QWidget
 
 from . import follow, jobs, settings
 from .controller import IDLE, PAUSED, RUNNING, RunController
 from .tab import Tab
 from .widgets.banner import MessageBanner
 from .widgets.data_source import DataSource
+from .widgets.follow_panel import FollowPanel
 from .widgets.run_bar import RunBar
 from .widgets.side_panel import split_workspace
 from .widgets.train_form import TrainForm
 from .widgets.train_plots import TrainPlots
 from .worker import interrupt_event
-
-
-def format_duration(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "--"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def format_age(seconds: float) -> str:
-    """'3 s' under a minute, then m:ss (or h:mm:ss)."""
-    return f"{seconds:.0f} s" if math.isfinite(seconds) and 0 <= seconds < 60 else format_duration(seconds)
 
 
 class TrainTab(Tab):
@@ -43,8 +30,6 @@ class TrainTab(Tab):
 
     checkpoint_saved = Signal(str)
     run_finished = Signal(str)
-    follow_poll_ms = follow.POLL_MS      # how often a followed run folder is polled
-    follow_silent_s = follow.SILENT_S    # a followed run with no write for this long is shown as silent
 
     def __init__(self, controller: Optional[RunController] = None, parent: Optional[QWidget] = None):
         super().__init__(controller, "training", parent)
@@ -52,7 +37,6 @@ class TrainTab(Tab):
         self.last_checkpoint: Optional[str] = None
         self.last_step = 0
         self._ended = True
-        self.follower: Optional[follow.RunFollower] = None
         self._last_report = None       # (step, elapsed_s) of the newest TrainStep, for the time one step takes
         self.step_s = math.nan         # seconds per optimiser step, measured between the last two reports
         self._history_t0: Optional[float] = None  # wall time of the first metrics record shown
@@ -77,19 +61,11 @@ class TrainTab(Tab):
         self.run_bar.pause_button.setToolTip("Pause: writes a checkpoint, then holds the run")
         self.run_bar.stop_button.setToolTip("Stop: saves a checkpoint and ends the run")
         self.run_bar.progress.setFormat("step %v / %m")
-        self.follow_label = QLabel()
-        self.follow_label.setWordWrap(True)
-        self.follow_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.follow_label.setStyleSheet("QLabel { border: 1px solid palette(highlight); border-radius: 4px; "
-                                        "padding: 4px; }")
-        self.follow_label.hide()
-        self.follow_button = QPushButton("Stop following")
-        self.follow_button.setToolTip("Stop watching the run folder (the other process goes on)")
-        self.follow_button.hide()
+        self.following = FollowPanel()
 
         self.banner = MessageBanner(self)
         self.plots = TrainPlots()
-        split_workspace(self, (self.data, self.form, run_form, self.run_bar, self.follow_label, self.follow_button),
+        split_workspace(self, (self.data, self.form, run_form, self.run_bar, self.following),
                         self.banner, self.run_bar.progress,
                         self.run_bar.status, self.plots)
 
@@ -99,7 +75,11 @@ class TrainTab(Tab):
         self.run_bar.pause_button.clicked.connect(self.pause)
         self.run_bar.resume_button.clicked.connect(self.resume)
         self.run_bar.stop_button.clicked.connect(self.stop)
-        self.follow_button.clicked.connect(self.stop_following)
+        self.following.records_read.connect(self._on_followed_records)
+        self.following.preview_found.connect(self._on_followed_preview)
+        self.following.checkpoint_found.connect(self._on_followed_checkpoint)
+        self.following.run_ended.connect(self._on_followed_end)
+        self.following.following_changed.connect(self._set_following_ui)
 
     # --- the form ------------------------------------------------------------------------------
     def apply_preset(self, name: str) -> None:
@@ -114,7 +94,7 @@ class TrainTab(Tab):
         return self.form.config_dict(self.data.data_section(), self.config_overrides)
 
     def _validate(self, *_args) -> None:
-        if self.follower is not None:  # Run stays off while following, whatever the form says
+        if self.following.follower is not None:  # Run stays off while following, whatever the form says
             return
         try:
             self.config_dict()
@@ -131,7 +111,7 @@ class TrainTab(Tab):
     # --- commands ------------------------------------------------------------------------------
     def start(self) -> bool:
         """Start a new run from the form (False, with the reason shown, when the form is invalid)."""
-        if self.controller.state != IDLE or self.follower is not None:
+        if self.controller.state != IDLE or self.following.follower is not None:
             return False
         try:
             cfg = self.config_dict()
@@ -152,7 +132,7 @@ class TrainTab(Tab):
 
     def resume_run(self, run_dir: str) -> bool:
         """Continue an unfinished run from its newest checkpoint (its own config.json wins)."""
-        if self.controller.state != IDLE or self.follower is not None or self._offer_follow(run_dir):
+        if self.controller.state != IDLE or self.following.follower is not None or self._offer_follow(run_dir):
             return False
         try:
             self.form.minutes.value()
@@ -239,8 +219,9 @@ class TrainTab(Tab):
         age = follow.live_age(run_dir)
         if age is None:
             return False
-        self.banner.show_message(f"{run_dir} is being written by another process (last update {format_age(age)} "
-                                 f"ago): resuming it here would give it two writers. Follow it instead (read-only)?",
+        self.banner.show_message(f"{run_dir} is being written by another process (last update "
+                                 f"{follow.format_age(age)} ago): resuming it here would give it two writers. "
+                                 f"Follow it instead (read-only)?",
                                  "warning", [("Follow it", lambda: self.follow_run(run_dir))])
         return True
 
@@ -254,7 +235,7 @@ class TrainTab(Tab):
         if problem:
             self.banner.show_message(problem, "error")
             return False
-        self.stop_following()
+        self.following.stop()
         self.banner.dismiss()
         try:  # the form shows the followed run's settings
             cfg = json.loads((Path(run_dir) / "config.json").read_text())
@@ -264,57 +245,29 @@ class TrainTab(Tab):
             pass
         self.run_dir, self.last_checkpoint, self.last_step = run_dir, None, 0
         self.run_dir_edit.setText(run_dir)
-        f = follow.RunFollower(run_dir, self.follow_poll_ms, self.follow_silent_s, self)
-        f.records_read.connect(self._on_followed_records)
-        f.preview_found.connect(self._on_followed_preview)
-        f.checkpoint_found.connect(self._on_followed_checkpoint)
-        f.state_changed.connect(self._on_follow_state)
-        f.polled.connect(self._show_follow_badge)
-        self.follower = f
-        self._set_following_ui(True)
         self.show_run_history(run_dir)
         self.plots.time_offset = 0.0  # followed records carry wall time: elapsed is measured from the first
         self.status_message.emit(f"Following {run_dir} (read-only)")
-        f.start()
+        self.following.start(run_dir)
         return True
 
     def stop_following(self) -> None:
         """Stop watching the followed run (the process writing it goes on)."""
-        f, self.follower = self.follower, None
-        if f is None:
-            return
-        f.stop()
-        f.deleteLater()
-        self.follow_label.hide()
-        self._set_following_ui(False)
+        self.following.stop()
 
     def _set_following_ui(self, on: bool) -> None:
         for w in (self.data, self.form, self.run_dir_edit):
             w.setEnabled(not on)
-        self.follow_button.setVisible(on)
         if on:
-            self.follow_label.show()
             self.run_bar.set_problem("Following a run another process writes (read-only): stop following to "
                                      "train here")
         else:
             self.run_bar.set_problem(None)
             self._validate()
 
-    def _show_follow_badge(self) -> None:
-        f = self.follower
-        if f is None:
-            return
-        age = format_age(f.age_s())
-        if f.state == follow.SILENT:
-            text = (f"Following {f.run_dir} — silent: no update for {age} (stopped, crashed, or a slow "
-                    f"machine); still watching, read-only")
-        else:
-            text = f"Following {f.run_dir} (written by another process) — read-only; last update {age} ago"
-        self.follow_label.setText(text)
-
     def _on_followed_records(self, reset: bool, recs: list) -> None:
         if reset:  # rewritten by a resume (lines past its checkpoint dropped): show it again from the file
-            self.show_run_history(str(self.follower.run_dir))
+            self.show_run_history(str(self.following.follower.run_dir))
             self.plots.time_offset = 0.0
             return
         last = None
@@ -329,7 +282,7 @@ class TrainTab(Tab):
             self.plots.add_step(last)
             self.last_step = last.step
         if last is not None:
-            n = self.follower.n_iters
+            n = self.following.follower.n_iters
             self.run_bar.set_progress(last.step, n)
             self.run_bar.status.setText(f"step {last.step:,}" + (f" / {n:,}" if n else "") +
                                         f"   loss {last.loss:.4g}   (logged by the other process)")
@@ -344,18 +297,9 @@ class TrainTab(Tab):
         self.last_checkpoint = path
         self.checkpoint_saved.emit(path)
 
-    def _on_follow_state(self, state: str) -> None:
-        f = self.follower
-        if state != follow.FINISHED or f is None:
-            self._show_follow_badge()
-            return
-        word = "diverged" if f.reason == "diverged" else "finished"
-        self.follow_label.setText(f"Followed {f.run_dir}: the run {word} at step {f.last_step:,} (written by "
-                                  f"another process).")
-        self.run_bar.status.setText(f"Finished at step {f.last_step:,} (followed)." +
+    def _on_followed_end(self, _word: str, step: int) -> None:
+        self.run_bar.status.setText(f"Finished at step {step:,} (followed)." +
                                     (f" Checkpoint: {self.last_checkpoint}" if self.last_checkpoint else ""))
-        self.stop_following()
-        self.follow_label.show()
         self.run_finished.emit(self.last_checkpoint or "")
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
@@ -390,7 +334,7 @@ class TrainTab(Tab):
             self.plots.add_step(ev)
             self.run_bar.set_progress(ev.step, ev.n_iters)
             status.setText(f"step {ev.step:,} / {ev.n_iters:,}   loss {ev.loss:.4g}   {ev.images_per_s:,.0f} images/s   "
-                           f"elapsed {format_duration(ev.elapsed_s)}   ETA {format_duration(ev.eta_s)}")
+                           f"elapsed {follow.format_duration(ev.elapsed_s)}   ETA {follow.format_duration(ev.eta_s)}")
         elif kind == "Preview":
             self.plots.add_preview(ev)
         elif kind == "CheckpointSaved":

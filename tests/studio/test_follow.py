@@ -30,7 +30,7 @@ def tab(qtbot):
     t = TrainTab()
     qtbot.addWidget(t)
     t.show()
-    t.follow_poll_ms = 100
+    t.following.poll_ms = 100
     yield t
     t.shutdown()
 
@@ -45,12 +45,12 @@ def test_following_a_cli_run_grows_the_curves_until_it_finishes(qtbot, tab, tmp_
     try:
         qtbot.waitUntil(lambda: (run / "config.json").exists() or proc.poll() is not None, timeout=120000)
         assert tab.follow_run(str(run))
-        assert tab.follower.state == "following" and "Following" in tab.follow_label.text()
-        assert "read-only" in tab.follow_label.text() and "written by another process" in tab.follow_label.text()
-        assert not tab.run_bar.run_button.isEnabled() and tab.follow_button.isVisible()
+        assert tab.following.follower.state == "following" and "Following" in tab.following.label.text()
+        assert "read-only" in tab.following.label.text() and "written by another process" in tab.following.label.text()
+        assert not tab.run_bar.run_button.isEnabled() and tab.following.button.isVisible()
         assert not tab.form.isEnabled()
         seen = []
-        tab.follower.polled.connect(lambda: seen.append((n_points(tab), tab.follower.state if tab.follower else
+        tab.following.follower.polled.connect(lambda: seen.append((n_points(tab), tab.following.follower.state if tab.following.follower else
                                                          "finished")))
         finished = []
         tab.run_finished.connect(finished.append)
@@ -67,8 +67,8 @@ def test_following_a_cli_run_grows_the_curves_until_it_finishes(qtbot, tab, tmp_
     assert len(tab.plots.level_plot.curves) == 3
     assert "step 40" in tab.plots.preview_label.text()                          # the newest preview is shown
     assert finished[0].endswith("ckpt_00000040.pt") and tab.last_checkpoint == finished[0]
-    assert "finished at step 40" in tab.follow_label.text()                     # the state says finished
-    assert tab.follower is None and tab.run_bar.run_button.isEnabled() and tab.form.isEnabled()
+    assert "finished at step 40" in tab.following.label.text()                     # the state says finished
+    assert tab.following.follower is None and tab.run_bar.run_button.isEnabled() and tab.form.isEnabled()
 
 
 def _record(step: int, t: float) -> str:
@@ -115,25 +115,25 @@ def test_a_resume_truncating_the_metrics_redraws_the_curve(qtbot, tab, tmp_path)
         run.log(json.loads(_record(s, now + s)))
     qtbot.waitUntil(lambda: tab.last_step == 8, timeout=5000)
     assert tab.plots.loss_plot.steps == [float(s) for s in range(1, 9)]
-    assert tab.follower.state == "following"
+    assert tab.following.follower.state == "following"
 
 
 def test_a_run_gone_quiet_is_shown_as_silent(qtbot, tab, tmp_path):
     run = tmp_path / "quiet"
     run.mkdir()
     (run / "metrics.jsonl").write_text(_record(1, time.time()))
-    tab.follow_silent_s = 0.3
+    tab.following.silent_s = 0.3
     assert tab.follow_run(str(run))
-    qtbot.waitUntil(lambda: tab.follower.state == "silent", timeout=5000)
-    assert "silent" in tab.follow_label.text() and "no update for" in tab.follow_label.text()
-    qtbot.mouseClick(tab.follow_button, Qt.MouseButton.LeftButton)   # Stop following
-    assert tab.follower is None and not tab.follow_label.isVisible() and tab.run_bar.run_button.isEnabled()
+    qtbot.waitUntil(lambda: tab.following.follower.state == "silent", timeout=5000)
+    assert "silent" in tab.following.label.text() and "no update for" in tab.following.label.text()
+    qtbot.mouseClick(tab.following.button, Qt.MouseButton.LeftButton)   # Stop following
+    assert tab.following.follower is None and not tab.following.label.isVisible() and tab.run_bar.run_button.isEnabled()
 
 
 def test_not_a_run_folder_is_one_clear_line(tab, tmp_path):
     assert not tab.follow_run(str(tmp_path))
     assert "not a run folder" in tab.banner.text() and "--run-dir" in tab.banner.text()
-    assert tab.follower is None
+    assert tab.following.follower is None
 
 
 def test_resuming_a_live_run_offers_to_follow_it(qtbot, window, tmp_path):
@@ -151,10 +151,10 @@ def test_resuming_a_live_run_offers_to_follow_it(qtbot, window, tmp_path):
     assert "written by another process" in tab.banner.text()
     button = [b for b in tab.banner.buttons() if b.text() == "Follow it"][0]
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    assert tab.follower is not None and tab.last_step == 3 and window.controllers["train"].state == "idle"
+    assert tab.following.follower is not None and tab.last_step == 3 and window.controllers["train"].state == "idle"
     tab.stop_following()
     assert window.follow_action.text().startswith("&Follow run folder")
-    assert window.follow_run_folder(str(run)) and window.current_key() == "train" and tab.follower is not None
+    assert window.follow_run_folder(str(run)) and window.current_key() == "train" and tab.following.follower is not None
     tab.stop_following()
 
     from studio import settings
