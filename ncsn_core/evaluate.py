@@ -259,7 +259,7 @@ def _memorisation_of(x, cfg, real_colour, held, held_note: str, device, neighbou
     except DataError as e:
         warnings.append(f"memorisation check skipped: the training images cannot be loaded ({e})"
                         + ("; no neighbours grid written" if neighbours is not None else ""))
-        return dict.fromkeys([*M.memorisation_figures(np.zeros(1), None), "nn_distances", "nn_n_train", "nn_n_real",
+        return dict.fromkeys([*M.MEMORISATION_FIGURES, "nn_distances", "nn_n_train", "nn_n_real",
                               "nn_reference", "nn_reference_real", "neighbours_png", "nn_seconds"])
     if held is None:
         warnings.append(f"memorisation check: no unseen real images to compare with ({held_note})")

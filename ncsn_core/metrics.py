@@ -274,6 +274,11 @@ def nearest_neighbours(queries: torch.Tensor, reference, k: int = 1,
     return dist, best_i.gather(1, order)
 
 
+MEMORISATION_FIGURES = ("nn_distance_median", "nn_distance_p5", "nn_distance_min", "nn_distance_median_real",
+                        "nn_distance_p5_real", "nn_distance_p1_real", "share_closer_than_real_p1",
+                        "share_closer_than_real_p5")
+
+
 def memorisation_figures(d_samples: np.ndarray, d_real: Optional[np.ndarray]) -> dict:
     """Summaries of nearest-training-image distances: samples beside held-out real images (never trained on).
 
@@ -283,9 +288,8 @@ def memorisation_figures(d_samples: np.ndarray, d_real: Optional[np.ndarray]) ->
     ("possible copies"; about 0.01 if samples sit like unseen reals). Real-based keys are None without d_real.
     """
     d = np.asarray(d_samples, np.float64)
-    out = {"nn_distance_median": float(np.median(d)), "nn_distance_p5": float(np.percentile(d, 5)),
-           "nn_distance_min": float(d.min()), "nn_distance_median_real": None, "nn_distance_p5_real": None,
-           "nn_distance_p1_real": None, "share_closer_than_real_p1": None, "share_closer_than_real_p5": None}
+    out = {**dict.fromkeys(MEMORISATION_FIGURES), "nn_distance_median": float(np.median(d)),
+           "nn_distance_p5": float(np.percentile(d, 5)), "nn_distance_min": float(d.min())}
     if d_real is not None:
         r = np.asarray(d_real, np.float64)
         p1, p5 = float(np.percentile(r, 1)), float(np.percentile(r, 5))
