@@ -9,7 +9,6 @@ from PySide6.QtCore import Qt
 from conftest import close_tab, set_text, tiny_sigma_config, wait_idle
 from ncsn_core.config import ConfigError, ModelConfig, SampleConfig, check_sampler
 from ncsn_core.export import read_png_meta
-from studio import jobs
 from studio.eval_tab import EvalTab
 from studio.sample_tab import SampleTab
 
