@@ -34,6 +34,17 @@ def training_wall_time(run_dir: Path, step: int, max_gap: float = 300.0) -> floa
     return sum(g for g in gaps if g <= max_gap) if gaps else float("nan")
 
 
+def _train_command(cfg, step: int) -> str:
+    """The command that trains this checkpoint's run: the preset, with the flags where the run differs from it."""
+    preset, flags = get_preset("mnist-cpu"), []
+    if cfg.model.channels != preset.model.channels:
+        flags.append("--channels " + ",".join(map(str, cfg.model.channels)))
+    for flag, name in (("--lr", "lr"), ("--batch-size", "batch_size"), ("--ema-rate", "ema_rate")):
+        if getattr(cfg.train, name) != getattr(preset.train, name):
+            flags.append(f"{flag} {getattr(cfg.train, name):g}")
+    return " ".join(["ncsn train --preset mnist-cpu", *flags, f"--n-iters {step}"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
@@ -47,7 +58,7 @@ def main() -> None:
     run_dir = Path(args.checkpoint).resolve().parent.parent
     extra = {
         "source_checkpoint": str(Path(args.checkpoint)),
-        "command": f"ncsn train --preset mnist-cpu --n-iters {ld.step}",
+        "command": _train_command(ld.config, ld.step),
         "training_wall_seconds": round(training_wall_time(run_dir, ld.step), 1),
         "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, CPU only",
     }
