@@ -14,9 +14,9 @@ import time
 
 import torch
 import torch.nn.functional as F
+from train_step import train_step
 
 from ncsn_core.config import get_preset
-from ncsn_core.losses import NoiseDraw, compute_loss
 from ncsn_core.models import build_model, ops
 
 
@@ -56,18 +56,7 @@ def main() -> None:
             r = alternate(variants, lambda: model(x, sigma), args.rounds)
         print(f"forward b{batch}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in r.items()) +
               f"  ({r['cat + 1x1 conv'] / r['conv1x1_cat']:.2f}x)")
-    model.train()
-    tc, x = cfg.train, torch.rand(64, 1, 28, 28)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-5)
-    draw = NoiseDraw(tc.sigma_sampling, tc.lognormal_mean, tc.lognormal_std)
-
-    def step():
-        res = compute_loss(tc.loss, model, x, model.sigmas, tc.anneal_power, 1, draw=draw, weighting=tc.weighting,
-                           generator=torch.Generator().manual_seed(0))
-        opt.zero_grad()
-        res.loss.backward()
-        opt.step()
-    r = alternate(variants, step, args.rounds)
+    r = alternate(variants, train_step(cfg, model), args.rounds)
     print("train step b64: " + ", ".join(f"{k} {v:.1f} ms" for k, v in r.items()) +
           f"  ({r['cat + 1x1 conv'] / r['conv1x1_cat']:.2f}x)")
 

@@ -166,7 +166,8 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
     checkpoint: a .pt file or run folder (its newest checkpoint); None = the built-in MNIST model.
     sample: the sampler to run in place of the checkpoint config's `sample` section (a whole SampleConfig, as the
     studio's form gives one: its None ladder means the model's own). sample_overrides: SampleConfig fields
-    (sampler, step_lr, n_steps_each, ...) laid over that; None or absent keeps its value (the CLI's flags). loss_per_level: also the DSM loss per level on held-out images.
+    (sampler, step_lr, n_steps_each, ...) laid over that; None or absent keeps its value (the CLI's flags).
+    loss_per_level: also the DSM loss per level on held-out images.
     neighbours: a .png path for the grid of the first 10 samples beside their 5 nearest training images.
     progress(stage, done, total) is called while sampling ("sample", Langevin steps over all batches)
     and while measuring ("metrics"). Everything is seeded by `seed`.

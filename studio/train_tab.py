@@ -333,8 +333,9 @@ class TrainTab(Tab):
             self.last_step = ev.step
             self.plots.add_step(ev)
             self.run_bar.set_progress(ev.step, ev.n_iters)
+            took, eta = follow.format_duration(ev.elapsed_s), follow.format_duration(ev.eta_s)
             status.setText(f"step {ev.step:,} / {ev.n_iters:,}   loss {ev.loss:.4g}   {ev.images_per_s:,.0f} images/s   "
-                           f"elapsed {follow.format_duration(ev.elapsed_s)}   ETA {follow.format_duration(ev.eta_s)}")
+                           f"elapsed {took}   ETA {eta}")
         elif kind == "Preview":
             self.plots.add_preview(ev)
         elif kind == "CheckpointSaved":
