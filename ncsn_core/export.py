@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -73,40 +73,53 @@ STRIP_VIEWS = ("x", "denoised", "both")
 
 
 class LevelStrip:
-    """Collects, at the end of each level, the first n_show samples: at most L x n_show images in memory (twice
-    that for view "both"). view: what a cell shows, the chain's x, the model's denoised estimate of the clean
-    image (LangevinState.denoised, Tweedie's formula), or both (each sample's x with its estimate below it)."""
+    """Collects, at the end of each level, the first n_show samples and, where the states carry it, the model's
+    denoised estimate of them (LangevinState.denoised, Tweedie's formula): at most 2 x L x n_show images in memory.
+    view: what a cell shows by default, the chain's x, the denoised estimate, or both (each sample's x with its
+    estimate below it); image(view) and save(view=...) render any of `views()` from the same run."""
 
     def __init__(self, n_show: int = 8, view: str = "x"):
-        if view not in STRIP_VIEWS:
-            raise ValueError(f"level strip view {view!r} is unknown: choose one of {', '.join(STRIP_VIEWS)}")
-        self.n_show, self.view = n_show, view
-        self.columns: List[torch.Tensor] = []
+        self.view = check_strip_view(view)
+        self.n_show = n_show
+        self.columns: List[torch.Tensor] = []  # x at the end of each level
+        self.denoised: List[Optional[torch.Tensor]] = []  # its denoised estimate, None where a state had none
         self.sigmas: List[float] = []
 
     def add(self, state: LangevinState) -> None:
         if state.step == state.n_steps and len(self.columns) <= state.level:
-            self.columns.append(self._cells(state).detach().cpu().clamp(0, 1))
+            if self.view != "x" and state.denoised is None:
+                raise ValueError("this state carries no denoised estimate: use the level strip view 'x'")
+            d = state.denoised
+            self.columns.append(state.x[: self.n_show].detach().cpu().clamp(0, 1))
+            self.denoised.append(None if d is None else d[: self.n_show].detach().cpu().clamp(0, 1))
             self.sigmas.append(state.sigma)
 
-    def _cells(self, state: LangevinState) -> torch.Tensor:
-        x = state.x[: self.n_show]
-        if self.view == "x":
-            return x
-        if state.denoised is None:
-            raise ValueError("this state carries no denoised estimate: use the level strip view 'x'")
-        d = state.denoised[: self.n_show]
-        return d if self.view == "denoised" else torch.stack((x, d), dim=1).flatten(0, 1)  # x, then its estimate
+    def views(self) -> Tuple[str, ...]:
+        """The views this strip can render: all three when every level's state carried a denoised estimate."""
+        return STRIP_VIEWS if self.denoised and all(d is not None for d in self.denoised) else ("x",)
 
-    def image(self) -> np.ndarray:
+    def image(self, view: Optional[str] = None) -> np.ndarray:
         """Rows = samples (view "both": two rows each, x above its denoised estimate), columns = levels
         sigma_1 ... sigma_L (reproduction report, Fig. 4b)."""
-        cols = torch.stack(self.columns, dim=1)  # (rows, L, C, H, W)
-        n, L = cols.shape[:2]
-        return to_uint8(make_grid(cols.reshape(n * L, *cols.shape[2:]), nrow=L))
+        view = check_strip_view(view or self.view)
+        if view not in self.views():
+            raise ValueError("this run's states carried no denoised estimate: the level strip has only the view 'x'")
+        x = torch.stack(self.columns, dim=1)  # (rows, L, C, H, W)
+        if view != "x":
+            d = torch.stack(self.denoised, dim=1)
+            x = d if view == "denoised" else torch.stack((x, d), dim=1).flatten(0, 1)  # x, then its estimate
+        n, L = x.shape[:2]
+        return to_uint8(make_grid(x.reshape(n * L, *x.shape[2:]), nrow=L))
 
-    def save(self, path: Path, meta: Optional[dict] = None) -> Path:
-        return save_png(self.image(), path, {**(meta or {}), "columns_sigma": self.sigmas, "strip_view": self.view})
+    def save(self, path: Path, meta: Optional[dict] = None, view: Optional[str] = None) -> Path:
+        view = view or self.view
+        return save_png(self.image(view), path, {**(meta or {}), "columns_sigma": self.sigmas, "strip_view": view})
+
+
+def check_strip_view(view: str) -> str:
+    if view not in STRIP_VIEWS:
+        raise ValueError(f"level strip view {view!r} is unknown: choose one of {', '.join(STRIP_VIEWS)}")
+    return view
 
 
 class ChainRecorder:

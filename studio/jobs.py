@@ -208,11 +208,12 @@ class SampleLabels:
 
 @dataclass(frozen=True)
 class SampleResult:
-    """x: (n, C, H, W) float32 clamped to [0, 1]; grid, strip, frames: uint8 (H, W, 3) images for export."""
+    """x: (n, C, H, W) float32 clamped to [0, 1]; grid, frames and the level strip in each view it has (x, denoised,
+    both; none when no level finished): uint8 (H, W, 3) images for export."""
     x: np.ndarray
     grid: np.ndarray
     nrow: int
-    strip: Optional[np.ndarray]
+    strips: Dict[str, np.ndarray]
     strip_sigmas: Tuple[float, ...]
     frames: List[np.ndarray]
     meta: dict
@@ -283,7 +284,8 @@ def sample_job(s: SampleSettings) -> Generator[Any, Optional[str], Optional[Samp
         if labels is not None:
             yield labels
     return SampleResult(x.numpy().astype(np.float32), to_uint8(make_grid(x, nrow=nrow)), nrow,
-                        strip.image() if strip.columns else None, tuple(strip.sigmas), list(chain.frames), meta,
+                        {v: strip.image(v) for v in strip.views()} if strip.columns else {}, tuple(strip.sigmas),
+                        list(chain.frames), meta,
                         completed, time.perf_counter() - t0)
 
 
@@ -297,8 +299,10 @@ def classify_digits(x) -> Optional[SampleLabels]:
         return None
 
 
-def export_samples(r: SampleResult, what: str, path: str, labels: Optional[SampleLabels] = None) -> Path:
-    """Write a finished run's grid PNG, level strip PNG or chain GIF (`what`), with its settings as metadata."""
+def export_samples(r: SampleResult, what: str, path: str, labels: Optional[SampleLabels] = None,
+                   strip_view: str = "x") -> Path:
+    """Write a finished run's grid PNG, level strip PNG (in strip_view: x, denoised or both, as the chain view shows;
+    x where the run has no denoised estimates) or chain GIF (`what`), with its settings as metadata."""
     from ncsn_core.export import save_gif, save_png
     meta = dict(r.meta)
     if labels is not None:
@@ -306,9 +310,10 @@ def export_samples(r: SampleResult, what: str, path: str, labels: Optional[Sampl
     if what == "grid":
         return save_png(r.grid, Path(path), meta)
     if what == "strip":
-        if r.strip is None:
+        if not r.strips:
             raise ValueError("no level finished, so there is no strip to export")
-        return save_png(r.strip, Path(path), {**meta, "columns_sigma": list(r.strip_sigmas)})
+        view = strip_view if strip_view in r.strips else "x"
+        return save_png(r.strips[view], Path(path), {**meta, "columns_sigma": list(r.strip_sigmas), "strip_view": view})
     return save_gif(r.frames, Path(path), meta)
 
 

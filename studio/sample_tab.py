@@ -55,6 +55,8 @@ class SampleTab(Tab):
             exports.addWidget(b)
         exports.addStretch(1)
         self.export_buttons["grid"].setToolTip("Ctrl+S")
+        self.export_buttons["strip"].setToolTip("The first 8 chains at the end of each level, as the chain view shows "
+                                                "them: x, the denoised estimate, or both")
 
         split_workspace(self, (self.picker, self.form, self.levels, self.run_bar), self.banner,
                         self.run_bar.progress, self.run_bar.status, self.chains, exports)
@@ -125,7 +127,7 @@ class SampleTab(Tab):
             w.setEnabled(idle)
         r = self.result
         self.export_buttons["grid"].setEnabled(idle and r is not None)
-        self.export_buttons["strip"].setEnabled(idle and r is not None and r.strip is not None)
+        self.export_buttons["strip"].setEnabled(idle and r is not None and bool(r.strips))
         self.export_buttons["gif"].setEnabled(idle and r is not None and bool(r.frames))
 
     # --- run -----------------------------------------------------------------------------------
@@ -211,7 +213,7 @@ class SampleTab(Tab):
             if not path:
                 return None
         try:
-            jobs.export_samples(self.result, what, path, self.labels)
+            jobs.export_samples(self.result, what, path, self.labels, self.chains.show_mode())
         except (OSError, ValueError) as e:
             self.banner.show_message(f"Export failed: {e}", "error")
             return None

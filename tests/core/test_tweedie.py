@@ -176,3 +176,23 @@ def test_cli_level_strip_shows_x_the_denoised_estimate_or_both(tmp_path, tiny_ch
     assert main(["sample", "--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "s.png"),
                  "--strip-view", "both"]) == 2
     assert "add --level-strip" in capsys.readouterr().err
+
+
+def test_level_strip_renders_every_view_of_one_run_and_only_x_without_estimates():
+    from ncsn_core.export import LevelStrip
+    from ncsn_core.sampling import LangevinState
+    st = lambda lv, d: LangevinState(lv, 2, 1.0, 0.1, 1, 1, lv + 1, 2, torch.full((3, 1, 4, 4), 0.2),  # noqa: E731
+                                     0.0, 0.0, 0.0, denoised=d)
+    strip = LevelStrip(2)
+    for lv in range(2):
+        strip.add(st(lv, torch.full((3, 1, 4, 4), 0.8)))
+    assert strip.views() == ("x", "denoised", "both")
+    x, d, both = (strip.image(v) for v in ("x", "denoised", "both"))
+    assert x.shape == d.shape and both.shape[0] > 1.8 * x.shape[0] and x.mean() < d.mean()
+    bare = LevelStrip(2)
+    bare.add(st(0, None))
+    assert bare.views() == ("x",)
+    with pytest.raises(ValueError, match="only the view 'x'"):
+        bare.image("both")
+    with pytest.raises(ValueError, match="no denoised estimate"):
+        LevelStrip(2, "both").add(st(0, None))

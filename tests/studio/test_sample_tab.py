@@ -1,6 +1,7 @@
 """Sample tab: load a checkpoint, run annealed Langevin, watch every level, scrub, export PNG and GIF."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
@@ -66,6 +67,21 @@ def test_exports_png_strip_and_gif(qtbot, tab, tmp_path):
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames > 1
     assert Path(gif + ".json").exists()
+
+
+def test_level_strip_export_follows_the_chain_view(qtbot, tab, tmp_path):
+    from ncsn_core.export import read_png_meta
+    run_small(qtbot, tab)
+    shapes, pixels = {}, {}
+    for view in ("x", "denoised", "both"):
+        tab.chains.set_show(view)
+        path = tab.export("strip", str(tmp_path / f"strip-{view}.png"))
+        assert read_png_meta(path)["strip_view"] == view
+        with Image.open(path) as im:
+            shapes[view], pixels[view] = im.size, np.asarray(im)
+    assert shapes["x"] == shapes["denoised"] and shapes["both"][0] == shapes["x"][0]
+    assert shapes["both"][1] > 1.8 * shapes["x"][1]          # two rows per chain: x above its estimate
+    assert not np.array_equal(pixels["x"], pixels["denoised"])
 
 
 def test_export_via_ctrl_s_uses_the_file_dialog(qtbot, tab, tmp_path, monkeypatch):
