@@ -192,7 +192,7 @@ def cmd_train(args) -> int:
             raise UserError(str(e)) from e
         main_rank = rank == 0
     try:
-        with _ctrl_c_asks_stop(torchrun, main_rank) as stop_asked:
+        with _signals_ask_stop(torchrun, main_rank) as stop_asked:
             return _train_loop(args, cfg, run_dir, device, stop_asked,
                                show=main_rank and not args.json and not args.quiet, report=main_rank)
     finally:
@@ -200,11 +200,12 @@ def cmd_train(args) -> int:
 
 
 @contextlib.contextmanager
-def _ctrl_c_asks_stop(torchrun: bool, main_rank: bool):
-    """Ctrl-C sets a flag that the train loop turns into "stop" at the next event (a save, then the end), rather
-    than an exception in the middle of a step. In a plain run a second Ctrl-C leaves at once. Under torchrun the
-    signal reaches every rank (and rank 0 again from the agent): rank 0's flag is the decision that training
-    broadcasts, the other ranks ignore it, and the agent's SIGKILL after its timeout is the way out."""
+def _signals_ask_stop(torchrun: bool, main_rank: bool):
+    """Ctrl-C (SIGINT) or SIGTERM (`kill`, or a scheduler's notice before it kills a job: SLURM, Kubernetes) sets a
+    flag that the train loop turns into "stop" at the next event (a save, then the end), rather than an exception in
+    the middle of a step or a death without a checkpoint. In a plain run a second signal leaves at once. Under
+    torchrun the signal reaches every rank (and rank 0 again from the agent): rank 0's flag is the decision that
+    training broadcasts, the other ranks ignore it, and the agent's SIGKILL after its timeout is the way out."""
     import signal
     import threading
     asked: list = []
@@ -212,15 +213,17 @@ def _ctrl_c_asks_stop(torchrun: bool, main_rank: bool):
         yield asked
         return
 
-    def on_sigint(signum, frame):
+    def on_signal(signum, frame):
         if asked and not torchrun:
             raise KeyboardInterrupt
         asked[:] = [True]
-    old = signal.signal(signal.SIGINT, on_sigint if main_rank else signal.SIG_IGN)
+    handler = on_signal if main_rank else signal.SIG_IGN
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield asked
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def _train_loop(args, cfg: Config, run_dir: Path, device, stop_asked: list, show: bool, report: bool) -> int:
