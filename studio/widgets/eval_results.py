@@ -17,8 +17,9 @@ from .loss_plot import palette_pens
 # how each known figure is shown: key -> (label, explanation)
 FIGURES = {
     "fid_classifier": ("FID (digit-classifier features)",
-                       "Fr\u00e9chet distance between classifier features of generated and held-out real digits; "
-                       "lower is better. Not comparable to Inception FIDs in papers."),
+                       "Fr\u00e9chet distance between classifier features of generated digits and as many real "
+                       "training digits, averaged over 5 draws of those; lower is better. Not comparable to "
+                       "Inception FIDs in papers."),
     "fid_real_vs_real": ("FID real vs real (floor)",
                          "The same distance between two real sets of the same size, averaged over 5 draws: the noise "
                          "floor at this n."),

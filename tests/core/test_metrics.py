@@ -162,6 +162,10 @@ def test_eval_json_on_a_tiny_checkpoint(tiny_checkpoint, capsys):
     assert len(draws) == 5 and draws[1] == pytest.approx(M.fid_real_vs_real(8, seed=1))
     assert res["fid_real_vs_real"] == pytest.approx(np.mean(draws))
     assert res["fid_real_vs_real_sd"] == pytest.approx(np.std(draws, ddof=1))
+    # and so is the samples' FID: against 5 draws of 8 training digits, which differ
+    fids = res["fid_classifier_draws"]
+    assert len(fids) == 5 and len(set(fids)) == 5 and res["fid_classifier"] == pytest.approx(np.mean(fids))
+    assert res["fid_classifier_sd"] == pytest.approx(np.std(fids, ddof=1))
     assert 0 <= res["class_entropy_nats"] <= math.log(10) + 1e-9
 
 
