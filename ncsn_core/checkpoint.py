@@ -8,7 +8,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -165,3 +165,39 @@ def latest_checkpoint(run_dir: Path) -> Optional[Path]:
             return p
         log.warning("skipping %s: truncated or damaged (no zip directory); using an earlier checkpoint", p)
     return None
+
+
+def average_checkpoints(paths: Sequence[Path]) -> dict:
+    """A checkpoint state whose raw and EMA weights are the uniform averages of those of `paths` (checkpoints of
+    one run): Polyak averaging after the fact, a longer EMA chosen once training is over (Karras et al. 2024 do
+    this in a principled, "post-hoc EMA" form). The rest (config, step, data_mean) is the last one's; it keeps no
+    optimizer state, so it samples and evaluates but does not resume. extra["averaged"] names the steps."""
+    if len(paths) < 2:
+        raise CheckpointError(f"averaging needs at least 2 checkpoints, got {len(paths)}")
+    sums: dict = {}
+    first, steps = None, []
+    for path in paths:
+        state = read_state(path)
+        steps.append(int(state["step"]))
+        if first is None:
+            first = state
+        elif state["config"]["model"] != first["config"]["model"] or set(state["model"]) != set(first["model"]):
+            raise CheckpointError(f"{state['_path']} has another network than {first['_path']}: only checkpoints "
+                                  f"of one run can be averaged")
+        if bool(state.get("ema")) != bool(first.get("ema")):
+            raise CheckpointError(f"{state['_path']} and {first['_path']} differ in having EMA weights")
+        for part in ("model", "ema") if state.get("ema") else ("model",):
+            acc = sums.setdefault(part, {})
+            for k, v in state[part].items():
+                if v.is_floating_point():  # float64 sums: n equal values average back to that value exactly
+                    acc[k] = acc.get(k, 0) + v.double()
+                else:
+                    acc[k] = v
+    last = state
+    avg = {part: {k: (v / len(paths)).to(last[part][k].dtype) if v.is_floating_point() else v
+                  for k, v in acc.items()} for part, acc in sums.items()}
+    out = {k: v for k, v in last.items() if k != "_path"}
+    out.update(model=avg["model"], ema=avg.get("ema"), optimizer=None,
+               extra={**(last.get("extra") or {}), "averaged": {"run": str(Path(last["_path"]).parent.parent),
+                                                                "steps": steps}})
+    return out

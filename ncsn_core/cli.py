@@ -373,6 +373,28 @@ def cmd_toy(args) -> int:
     return 0
 
 
+def cmd_average(args) -> int:
+    from .checkpoint import atomic_save, average_checkpoints, list_checkpoints
+    run, out = Path(args.run), Path(args.out)
+    if not (run / "checkpoints").is_dir():
+        raise UserError(f"{run} is not a run folder (no checkpoints/ in it): give the folder `ncsn train` wrote")
+    steps = {int(p.stem.split("_")[1]): p for p in list_checkpoints(run)}
+    to = args.to if args.to is not None else max(steps, default=0)
+    chosen = [p for st, p in sorted(steps.items()) if args.from_step <= st <= to]
+    if len(chosen) < 2:
+        raise UserError(f"{run} holds {len(chosen)} checkpoint(s) from step {args.from_step} to {to} (it keeps "
+                        f"{', '.join(map(str, sorted(steps))) or 'none'}): averaging needs 2 or more; train with "
+                        f"--keep-last 0 to keep every checkpoint, and --save-every to set how often they are written")
+    if out.suffix != ".pt" or out.resolve().parent == (run / "checkpoints").resolve():
+        raise UserError(f"--out {out}: write a .pt file outside {run / 'checkpoints'} (an averaged checkpoint cannot "
+                        f"resume the run, and --resume would take it for the newest)")
+    atomic_save(average_checkpoints(chosen), out)
+    done = [int(p.stem.split("_")[1]) for p in chosen]
+    _emit(args, {"out": str(out), "run": str(run), "steps": done},
+          f"averaged {len(done)} checkpoints of {run} (steps {done[0]} to {done[-1]}): {out}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from .models import build_model, conv_flops, count_parameters
     if args.preset:
@@ -575,6 +597,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--langevin-n-steps", type=int, default=1000)
     _common(p)
     p.set_defaults(func=cmd_toy)
+
+    p = sub.add_parser("average", help="average the weights of a run's checkpoints (a longer EMA, after training)")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--from", dest="from_step", type=int, required=True, metavar="STEP",
+                   help="first step to average (every checkpoint of the run from it on is taken)")
+    p.add_argument("--to", type=int, metavar="STEP", help="last step to average (default: the newest)")
+    p.add_argument("--out", required=True, help="the averaged checkpoint, a .pt file (samples and evaluates; "
+                                                "does not resume)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object to stdout")
+    p.set_defaults(func=cmd_average)
 
     p = sub.add_parser("info", help="architecture, parameters, FLOPs, config and step of a checkpoint or preset")
     p.add_argument("path", nargs="?", help="checkpoint .pt or run folder (default: the built-in MNIST model)")
