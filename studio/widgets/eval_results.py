@@ -191,7 +191,11 @@ class EvalResults(QWidget):
         for key, (label, tip) in FIGURES.items():
             k = find_key(result, key)
             if k is not None and k not in used and not isinstance(result[k], (list, dict)):
-                rows.append((label, _fmt(result[k]), tip or k))
+                value, sd = _fmt(result[k]), result.get(f"{k}_sd")
+                if isinstance(sd, float):  # a mean over draws: show its spread beside it
+                    value = f"{value} \u00b1 {_fmt(sd)} (sd over {len(result.get(f'{k}_draws') or ())} draws)"
+                    used.add(f"{k}_sd")
+                rows.append((label, value, tip or k))
                 used.add(k)
         hk = find_key(result, "class_histogram", "histogram", "class_counts")
         lk = find_key(result, "dsm_loss_per_level", "dsm_per_level", "loss_per_level", "dsm_loss", "loss_per_sigma")

@@ -39,6 +39,9 @@ def test_evaluation_fills_figures_and_histogram(qtbot, tab, tmp_path):
     table = tab.results.table
     figures = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
     assert "FID (digit-classifier features)" in figures and "FID real vs real (floor)" in figures
+    for label in ("FID (digit-classifier features)", "FID real vs real (floor)"):  # means over 5 draws, with spread
+        assert "\u00b1" in figures[label] and "5 draws" in figures[label]
+    assert "fid classifier sd" not in figures and "fid real vs real sd" not in figures
     heights = tab.results.hist_bars.opts["height"]
     assert len(heights) == 10 and abs(float(np.sum(heights)) - 1.0) < 1e-6
     x, y = tab.results.level_curve.getData()
