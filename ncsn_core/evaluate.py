@@ -326,8 +326,8 @@ def digit_metrics(x: torch.Tensor, seed: int = 0, tick: Callable[[int], None] = 
     # one draw of n reference digits is as noisy as the floor's (the built-in model's 1,000 samples: 15.8 to 25.2
     # over 5 draws): both sides average RVR_DRAWS draws, draw k seeded seed + k
     f_x = M.features(x, net)
-    fids = [M.frechet_distance(f_x, M.features(images[np.random.default_rng(seed + k).choice(n_train, n, replace=False)],
-                                                net)) for k in range(RVR_DRAWS)]
+    refs = [images[np.random.default_rng(seed + k).choice(n_train, n, replace=False)] for k in range(RVR_DRAWS)]
+    fids = [M.frechet_distance(f_x, M.features(ref, net)) for ref in refs]
     fid = float(np.mean(fids))
     tick(2)
     # one real-vs-real draw is noisy too (n=1000: 12.9 to 28.0 over 8 draws, sd 4.4)
@@ -377,7 +377,8 @@ def format_report(r: dict) -> str:
     if r["metric_kind"] == "digits":
         n = r["n"]
         lines += [
-            row.format(f"FID, classifier features (n={n})", f"{r['fid_classifier']:.2f} ± {r['fid_classifier_sd']:.2f}",
+            row.format(f"FID, classifier features (n={n})",
+                       f"{r['fid_classifier']:.2f} ± {r['fid_classifier_sd']:.2f}",
                        f"{r['fid_real_vs_real']:.2f} ± {r['fid_real_vs_real_sd']:.2f} real vs real at n={n} "
                        f"(mean of {len(r['fid_real_vs_real_draws'])} draws); ratio {r['fid_ratio']:.2f}"
                        if r["fid_ratio"] is not None else f"{r['fid_real_vs_real']:.2f} real vs real"),

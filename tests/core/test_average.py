@@ -27,7 +27,8 @@ def test_average_is_the_mean_of_each_weight_and_loads_and_samples(run, tmp_path,
             if v.is_floating_point():
                 mean = sum(s[part][k].double() for s in states) / 3
                 assert torch.allclose(v.double(), mean, rtol=0, atol=1e-6), (part, k)
-    k = next(k for k, v in states[0]["model"].items() if v.is_floating_point() and not torch.equal(v, states[2]["model"][k]))
+    k = next(k for k, v in states[0]["model"].items()
+             if v.is_floating_point() and not torch.equal(v, states[2]["model"][k]))
     assert not torch.equal(avg["model"][k], states[2]["model"][k])  # it really moved off the last checkpoint
     assert avg["step"] == 6 and avg["optimizer"] is None and avg["extra"]["averaged"]["steps"] == [2, 4, 6]
     ld = load_checkpoint(out)  # a usable checkpoint: the EMA average loads into the network
