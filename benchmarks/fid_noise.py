@@ -7,12 +7,11 @@ against the same references. About 4 minutes on one thread.
 """
 import sys
 
-import numpy as np
 import torch
 
 from ncsn_core import metrics as M
 from ncsn_core.checkpoint import load_checkpoint
-from ncsn_core.evaluate import builtin_model_path, sample_batches, EVAL_HOLDOUT
+from ncsn_core.evaluate import EVAL_HOLDOUT, builtin_model_path, reference_draws, sample_batches
 
 ckpt = sys.argv[1] if len(sys.argv) > 1 else str(builtin_model_path())
 ld = load_checkpoint(ckpt, use_ema=True)
@@ -21,7 +20,7 @@ images, _ = M.load_builtin_mnist()
 n_train = len(images) - EVAL_HOLDOUT
 f_all = M.features(images[:n_train], net)
 n = 1000
-refs = [M.features(images[np.random.default_rng(r).choice(n_train, n, replace=False)], net) for r in range(5)]
+refs = [M.features(ref, net) for ref in reference_draws(images[:n_train], n, seed=0)]  # those of ncsn eval --seed 0
 for s in (0, 1, 2):
     x = sample_batches(ld.model, ld.config.sample, (1, 28, 28), n, s, torch.device("cpu"), 250).clamp(0, 1)
     f = M.features(x, net)

@@ -388,8 +388,9 @@ def cmd_average(args) -> int:
     if out.suffix != ".pt" or out.resolve().parent == (run / "checkpoints").resolve():
         raise UserError(f"--out {out}: write a .pt file outside {run / 'checkpoints'} (an averaged checkpoint cannot "
                         f"resume the run, and --resume would take it for the newest)")
-    atomic_save(average_checkpoints(chosen), out)
-    done = [int(p.stem.split("_")[1]) for p in chosen]
+    state = average_checkpoints(chosen)
+    atomic_save(state, out)
+    done = state["extra"]["averaged"]["steps"]
     _emit(args, {"out": str(out), "run": str(run), "steps": done},
           f"averaged {len(done)} checkpoints of {run} (steps {done[0]} to {done[-1]}): {out}")
     return 0

@@ -309,6 +309,12 @@ def _settings(ld, batch_size: int, base: SampleConfig, overrides: dict) -> tuple
     return sc, out
 
 
+def reference_draws(train_images, n: int, seed: int) -> list:
+    """The RVR_DRAWS sets of n training digits that a sample's FID is measured against, draw k seeded seed + k."""
+    return [train_images[np.random.default_rng(seed + k).choice(len(train_images), n, replace=False)]
+            for k in range(RVR_DRAWS)]
+
+
 def digit_metrics(x: torch.Tensor, seed: int = 0, tick: Callable[[int], None] = lambda done: None) -> dict:
     """Classifier figures for digit samples x (n, 1, H, W), float (clamped to [0, 1] before measuring).
 
@@ -326,8 +332,7 @@ def digit_metrics(x: torch.Tensor, seed: int = 0, tick: Callable[[int], None] = 
     # one draw of n reference digits is as noisy as the floor's (the built-in model's 1,000 samples: 15.8 to 25.2
     # over 5 draws): both sides average RVR_DRAWS draws, draw k seeded seed + k
     f_x = M.features(x, net)
-    refs = [images[np.random.default_rng(seed + k).choice(n_train, n, replace=False)] for k in range(RVR_DRAWS)]
-    fids = [M.frechet_distance(f_x, M.features(ref, net)) for ref in refs]
+    fids = [M.frechet_distance(f_x, M.features(ref, net)) for ref in reference_draws(images[:n_train], n, seed)]
     fid = float(np.mean(fids))
     tick(2)
     # one real-vs-real draw is noisy too (n=1000: 12.9 to 28.0 over 8 draws, sd 4.4)

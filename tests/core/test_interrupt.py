@@ -125,24 +125,16 @@ def test_setting_the_event_from_another_thread_ends_a_long_step_quickly(tmp_path
 def test_ncsn_train_stops_with_a_checkpoint_on_sigterm_or_ctrl_c(tmp_path, sig):
     """`kill` or a scheduler's SIGTERM (SLURM, Kubernetes) and Ctrl-C end `ncsn train` like Stop: the run folder keeps
     the step it reached, its checkpoint and every metrics row up to it, and the exit code is 0."""
-    import os
     import signal
     import subprocess
     import sys
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[2]
+    from test_distributed import ROOT, TINY, _env, _rows, _wait_for
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ncsn_core.cli", "train", "--preset", "mnist-cpu-levels", "--set",
-           "model.channels=[4,6,8]", "--set", "noise.num_classes=3", "--set", "data.holdout=9800", "--batch-size", "8",
-           "--preview-every", "0", "--log-every", "1", "--keep-last", "0", "--quiet", "--run-dir", str(run),
-           "--n-iters", "100000", "--save-every", "2"]
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [sys.executable, "-m", "ncsn_core.cli", "train", *TINY, "--run-dir", str(run), "--n-iters", "100000",
+           "--save-every", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 120
-        while not (run / "checkpoints" / "ckpt_00000002.pt").exists():
-            assert proc.poll() is None and time.time() < deadline, "the run ended or stalled before step 2"
-            time.sleep(0.02)
+        _wait_for(run / "checkpoints" / "ckpt_00000002.pt", proc)
         proc.send_signal(getattr(signal, sig))
         log, _ = proc.communicate(timeout=120)
     finally:
@@ -151,5 +143,4 @@ def test_ncsn_train_stops_with_a_checkpoint_on_sigterm_or_ctrl_c(tmp_path, sig):
     assert proc.returncode == 0 and "stopped at step" in log, log[-3000:]
     last = read_state(run)["step"]
     assert 2 <= last < 100000 and (run / "checkpoints" / f"ckpt_{last:08d}.pt").exists()
-    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, last + 1))
+    assert [r["step"] for r in _rows(run)] == list(range(1, last + 1))
