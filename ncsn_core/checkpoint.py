@@ -142,7 +142,52 @@ def load_checkpoint(path: Path, device="cpu", use_ema: bool = True) -> Loaded:
     if state.get("data_mean") is not None:
         model.data_mean = state["data_mean"].float()
     model.to(device).eval()
+    if state.get("guide"):
+        model.set_guide(_build_guide(state, device))
     return Loaded(model, config, int(state["step"]), Path(state["_path"]), state, bool(use_ema and state.get("ema")))
+
+
+def _build_guide(state: dict, device) -> ScoreModel:
+    """The autoguidance guide a checkpoint carries (its "guide" entry, written by `embed_guide`), ready to sample."""
+    guide = state["guide"]
+    try:
+        model = build_model(Config.from_dict(guide["config"]))
+        model.load_state_dict(guide["weights"])
+    except (ConfigError, KeyError, TypeError, RuntimeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{state['_path']}: its guide model cannot be rebuilt ({first}); the file was edited or "
+                              f"damaged: embed the guide again with `ncsn guide`") from e
+    return model.to(device).eval()
+
+
+def embed_guide(state: dict, guide_path: Path, guidance: float) -> dict:
+    """A copy of checkpoint `state` (from read_state) that carries the checkpoint at `guide_path` as its
+    autoguidance guide (Karras et al. 2024: a weaker model of the same data, e.g. an early checkpoint of the same
+    run or a smaller network, whose errors the sampler steers away from) and samples with weight `guidance` by
+    default. The guide's EMA weights are taken when it has them. Both must see the same images and, for
+    level-conditioned models, the same ladder. No optimizer state: the result samples and evaluates, it does not
+    resume. extra["guide"] names the guide's file and step."""
+    from .config import SampleConfig
+    SampleConfig(guidance=guidance)  # the range check, in the config's words
+    guide = read_state(guide_path)
+    mine, theirs = state["config"], guide["config"]
+    for section, field in (("data", "image_size"), ("data", "channels"), ("model", "conditioning")):
+        a, b = mine[section].get(field), theirs[section].get(field)
+        if a != b:
+            raise CheckpointError(f"{guide['_path']} cannot guide {state['_path']}: its {section}.{field} is {b!r}, "
+                                  f"not {a!r}; the guide must be a model of the same images (e.g. an early checkpoint "
+                                  f"of the same run)")
+    if mine["model"].get("conditioning") != "sigma" and mine["noise"] != theirs["noise"]:
+        raise CheckpointError(f"{guide['_path']} cannot guide {state['_path']}: their noise ladders differ "
+                              f"({theirs['noise']} vs {mine['noise']}), and level-conditioned models only share levels "
+                              f"on the same ladder")
+    out = {k: v for k, v in state.items() if k != "_path"}
+    out["config"] = {**mine, "sample": {**mine["sample"], "guidance": float(guidance)}}
+    out["guide"] = {"config": theirs, "weights": guide.get("ema") or guide["model"], "step": int(guide["step"])}
+    out["optimizer"] = None
+    out["extra"] = {**(state.get("extra") or {}), "guide": {"file": str(guide_path), "step": int(guide["step"]),
+                                                            "ema": bool(guide.get("ema"))}}
+    return out
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:

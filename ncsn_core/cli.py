@@ -396,6 +396,23 @@ def cmd_average(args) -> int:
     return 0
 
 
+def cmd_guide(args) -> int:
+    from .checkpoint import atomic_save, embed_guide, read_state
+    out = Path(args.out)
+    if out.suffix != ".pt":
+        raise UserError(f"--out {out}: name a .pt file for the guided checkpoint")
+    for p in (args.checkpoint, args.guide):
+        if Path(p).is_file() and out.resolve() == Path(p).resolve():
+            raise UserError(f"--out {out} is one of the inputs: write the guided checkpoint to a new file")
+    state = embed_guide(read_state(Path(args.checkpoint)), Path(args.guide), args.guidance)
+    atomic_save(state, out)
+    g = state["extra"]["guide"]
+    _emit(args, {"out": str(out), "step": int(state["step"]), "guide_step": g["step"], "guidance": args.guidance},
+          f"{out}: step {state['step']} guided by step {g['step']} ({g['file']}), guidance {args.guidance:g} by default "
+          f"(--guidance 1 samples without it)")
+    return 0
+
+
 def cmd_info(args) -> int:
     from .models import build_model, conv_flops, count_parameters
     if args.preset:
@@ -404,6 +421,7 @@ def cmd_info(args) -> int:
     else:
         ld = _load(args.path, "cpu")  # no path: the built-in model
         cfg, step, source, model, ema = ld.config, ld.step, str(ld.path), ld.model, ld.used_ema
+    guide = None if args.preset else (ld.state.get("extra") or {}).get("guide")
     if cfg.model.arch == "mlp":
         x = torch.zeros(1, cfg.data.channels)
     else:
@@ -416,13 +434,15 @@ def cmd_info(args) -> int:
         sampler = describe(cfg.sample, plan(model, cfg.sample))
     res = {"source": source, "step": step, "arch": cfg.model.arch, "parameters": count_parameters(model),
            "flops_per_image": flops, "ema": ema, "sigmas": [round(v, 6) for v in sigmas_from_config(cfg.noise).tolist()],
-           "config": cfg.to_dict()}
+           "guide": guide, "config": cfg.to_dict()}
     human = (f"{source}\n  architecture: {cfg.model.arch}  parameters: {res['parameters']:,}  "
              f"FLOPs/image (conv+linear, forward): {flops / 1e6:.1f} M\n"
              f"  input: {cfg.data.channels}x{cfg.data.image_size}x{cfg.data.image_size}  noise levels: "
              f"L={cfg.noise.num_classes}, sigma {cfg.noise.sigma_begin:g} -> {cfg.noise.sigma_end:g}\n"
              f"  step: {step if step is not None else '-'}  EMA weights: {ema if ema is not None else '-'}\n"
              f"  sampler: {sampler}")
+    if guide:
+        human += f"\n  guide (autoguidance): step {guide['step']} of {guide['file']}"
     _emit(args, res, human)
     return 0
 
@@ -511,6 +531,9 @@ def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None
     p.add_argument("--rho", type=float, help=f"heun: exponent of Karras et al.'s sigma schedule{config_default}")
     p.add_argument("--churn", type=float, help=f"heun: Karras et al.'s S_churn, noise added before each step "
                                                 f"(0 = the deterministic ODE){config_default}")
+    p.add_argument("--guidance", type=float, metavar="W",
+                   help=f"autoguidance weight, for a checkpoint that carries a guide (`ncsn guide`): s_guide + W (s - "
+                        f"s_guide); 1 = the model alone{config_default}")
     p.add_argument("--step-lr", type=float,
                    help=f"epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (Alg. 1 notation){config_default}")
     p.add_argument("--n-steps-each", type=_steps_list,
@@ -608,6 +631,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "does not resume)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object to stdout")
     p.set_defaults(func=cmd_average)
+
+    p = sub.add_parser("guide", help="embed a weaker model of the same data as the autoguidance guide of a checkpoint")
+    p.add_argument("checkpoint", help="the model to sample from: checkpoint .pt or run folder (its newest)")
+    p.add_argument("--guide", required=True,
+                   help="the guide: a weaker model of the same images, e.g. an early checkpoint of the same run "
+                        "(its EMA weights are taken)")
+    p.add_argument("--guidance", type=float, default=2.0, metavar="W",
+                   help="the default guidance weight of the result (default 2; --guidance at sampling overrides it)")
+    p.add_argument("--out", required=True, help="the guided checkpoint, a .pt file (samples and evaluates; does "
+                                                "not resume)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object to stdout")
+    p.set_defaults(func=cmd_guide)
 
     p = sub.add_parser("info", help="architecture, parameters, FLOPs, config and step of a checkpoint or preset")
     p.add_argument("path", nargs="?", help="checkpoint .pt or run folder (default: the built-in MNIST model)")

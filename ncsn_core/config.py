@@ -159,6 +159,9 @@ class SampleConfig:
     snr: float = 0.16
     rho: float = 7.0
     churn: float = 0.0  # heun: Karras et al.'s S_churn (0 = the deterministic ODE; their Alg. 2 otherwise)
+    # autoguidance weight w (Karras et al. 2024): s_guide + w (s - s_guide), the guide a weaker model of the same data
+    # that the checkpoint carries (`ncsn guide`); 1 = the model alone
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.sampler in SAMPLERS, f"sampler {self.sampler!r} is unknown: choose one of {', '.join(SAMPLERS)}")
@@ -182,6 +185,8 @@ class SampleConfig:
         _check(self.snr > 0, f"snr={self.snr} must be > 0")
         _check(self.rho > 0, f"rho={self.rho} must be > 0")
         _check(self.churn >= 0, f"churn={self.churn} must be >= 0 (0 = the deterministic ODE)")
+        _check(1.0 <= self.guidance <= 10.0, f"guidance={self.guidance} must be in [1, 10] (1 = no guidance; "
+                                             f"autoguidance helps at about 1.5 to 3)")
 
     def steps_per_level(self, n_levels: int) -> Tuple[int, ...]:
         """n_steps_each as one count per level (a per-level schedule must have n_levels entries)."""

@@ -375,9 +375,33 @@ def plan(model, sc: SampleConfig) -> SamplingPlan:
 
 
 def check_sampler_for(model, sc: SampleConfig) -> None:
-    """ConfigError naming the fix when `sc` needs a continuous-sigma model and `model` is level-conditioned."""
+    """ConfigError naming the fix when `sc` needs a continuous-sigma model and `model` is level-conditioned, or
+    asks for guidance and `model` carries no guide."""
     check_sampler(sc, ModelConfig(arch="compact", conditioning="sigma" if getattr(model, "continuous", False)
                                   else "level"))
+    if sc.guidance != 1.0 and getattr(model, "guide", None) is None:
+        raise ConfigError(f"guidance={sc.guidance:g} needs a guide model inside the checkpoint (autoguidance) and this "
+                          f"one has none: sample with guidance 1 (--guidance 1), or embed a guide, e.g. an early "
+                          f"checkpoint of the same run, with `ncsn guide CHECKPOINT --guide EARLY.pt --out FILE.pt`")
+
+
+class Guided:
+    """Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): the score
+    s_guide + w (s - s_guide), i.e. the denoiser D_guide + w (D - D_guide), where the guide is a weaker model of the
+    same data. Where the two agree nothing changes; where the weaker one errs, the chain is pushed further from
+    its error, toward cleaner, more typical digits, without the class-conditional labels that classifier-free
+    guidance needs. Every sampler takes it like the model itself (its ladder, continuity and data mean are the
+    model's); each evaluation runs both networks."""
+
+    def __init__(self, model, w: float):
+        self.model, self.guide, self.w = model, model.guide, float(w)
+
+    def __call__(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        s_guide = self.guide(x, cond)
+        return torch.lerp(s_guide, self.model(x, cond), self.w)
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
 
 
 def sample(model, sc: SampleConfig, shape: Sequence[int], seed: Seed = 0, device=None, yield_every: Optional[int] = None,
@@ -391,6 +415,8 @@ def sample(model, sc: SampleConfig, shape: Sequence[int], seed: Seed = 0, device
     """
     device = device or model.sigmas.device
     pl = plan(model, sc)
+    if sc.guidance != 1.0:
+        model = Guided(model, sc.guidance)
     sig = pl.sigmas.to(device)
     steps = None if sc.sampler == "heun" else sc.steps_per_level(len(sig))
     every = yield_every or (1 if steps is None else max(1, max(steps) // 4))
@@ -443,7 +469,8 @@ def describe(sc: SampleConfig, pl: SamplingPlan) -> str:
     else:
         text = (f"annealed Langevin, {ladder}, T={steps}, step_lr={sc.step_lr:g}, start {sc.init}, "
                 f"variance_correction={sc.variance_correction:g}, denoise={'on' if sc.denoise else 'off'}")
-    return f"{text}; {pl.nfe} network evaluations per sample"
+    guided = f", autoguidance w={sc.guidance:g} (each evaluation also runs the guide)" if sc.guidance != 1.0 else ""
+    return f"{text}{guided}; {pl.nfe} network evaluations per sample"
 
 
 def _noisy_known(image: torch.Tensor, mask: torch.Tensor, sigma_of, g: torch.Generator, per_call: bool):

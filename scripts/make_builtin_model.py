@@ -2,9 +2,11 @@
 `ncsn train --preset mnist-cpu`: keeps the raw and the EMA weights, drops the optimizer state (useless
 for sampling), takes the sampler defaults from the mnist-cpu preset (chosen by `ncsn eval`, see README), adds the training
 data's mean image when the checkpoint predates its recording,
-and records provenance (run, step, training wall time, hardware).
+and records provenance (run, step, training wall time, hardware). With --guide, an early checkpoint of the same
+run rides along as the autoguidance guide (`ncsn guide`) and --guidance is the default weight.
 
-    .venv/bin/python scripts/make_builtin_model.py runs/builtin/checkpoints/ckpt_00012000.pt
+    .venv/bin/python scripts/make_builtin_model.py runs/builtin/checkpoints/ckpt_00022000.pt \
+        --guide runs/builtin/checkpoints/ckpt_00004000.pt --guidance 2
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from ncsn_core.checkpoint import load_checkpoint, read_state, save_checkpoint  # noqa: E402
+from ncsn_core.checkpoint import atomic_save, embed_guide, load_checkpoint, read_state, save_checkpoint  # noqa: E402
 from ncsn_core.cli import BUILTIN_MODEL  # noqa: E402
 from ncsn_core.config import get_preset  # noqa: E402
 from ncsn_core.data import load_dataset, mean_image  # noqa: E402
@@ -49,6 +51,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
     ap.add_argument("--out", default=str(BUILTIN_MODEL))
+    ap.add_argument("--guide", help="an early checkpoint of the same run, carried as the autoguidance guide")
+    ap.add_argument("--guidance", type=float, default=2.0, help="the default guidance weight with --guide")
     args = ap.parse_args()
     ld = load_checkpoint(args.checkpoint, use_ema=False)
     state = read_state(args.checkpoint)
@@ -63,6 +67,10 @@ def main() -> None:
         "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, CPU only",
     }
     save_checkpoint(Path(args.out), config, ld.step, ld.model, optimizer=None, ema=state["ema"], extra=extra)
+    if args.guide:
+        guided = embed_guide(read_state(Path(args.out)), Path(args.guide), args.guidance)
+        atomic_save(guided, Path(args.out))
+        extra["guide"] = guided["extra"]["guide"]
     size = Path(args.out).stat().st_size
     print(json.dumps({"out": args.out, "step": ld.step, "bytes": size, **extra}, indent=2))
 

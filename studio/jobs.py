@@ -51,7 +51,8 @@ class CheckpointInfo:
     """What the UI needs to know about a model: its config (dict), ladder and image shape.
     path: the checkpoint file (or a description of a model held in memory); step: None when unknown.
     has_data_mean: whether it holds the training data's mean image (needed by the 'data-mean' start;
-    checkpoints saved before NCSN Studio recorded it do not)."""
+    checkpoints saved before NCSN Studio recorded it do not). has_guide: whether it carries an autoguidance guide
+    (`ncsn guide`), which the sampler's guidance weight needs."""
     path: str
     step: Optional[int]
     config: dict
@@ -61,6 +62,7 @@ class CheckpointInfo:
     channels: int
     image_size: int
     has_data_mean: bool = False
+    has_guide: bool = False
 
     @property
     def name(self) -> str:
@@ -86,7 +88,8 @@ def inspect_checkpoint(path: str) -> Generator[Any, Optional[str], CheckpointInf
     cfg = Config.from_dict(state["config"])
     return CheckpointInfo(state["_path"], int(state["step"]), cfg.to_dict(),
                           tuple(float(s) for s in sigmas_from_config(cfg.noise)), bool(state.get("ema")),
-                          cfg.model.arch, cfg.data.channels, cfg.data.image_size, state.get("data_mean") is not None)
+                          cfg.model.arch, cfg.data.channels, cfg.data.image_size, state.get("data_mean") is not None,
+                          bool(state.get("guide")))
     yield  # noqa: unreachable - makes this a generator, so it runs on the worker like the others
 
 
@@ -94,7 +97,7 @@ def model_info(model: Any, config: Any, path: str, step: Optional[int] = None, h
     """The description of a model already built (a ScoreModel with .sigmas, and its Config)."""
     return CheckpointInfo(str(path), step, config.to_dict(), tuple(float(v) for v in model.sigmas.tolist()), has_ema,
                           config.model.arch, config.data.channels, config.data.image_size,
-                          getattr(model, "data_mean", None) is not None)
+                          getattr(model, "data_mean", None) is not None, getattr(model, "guide", None) is not None)
 
 
 def load_model(path: str) -> Tuple[Any, CheckpointInfo]:

@@ -1,6 +1,8 @@
 """Score networks and the registry that builds one from a Config."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -39,6 +41,12 @@ class ScoreModel(nn.Module):
         self.register_buffer("data_mean", None, persistent=False)
         self.scale_by_sigma = scale_by_sigma
         self.continuous = continuous
+        self.set_guide(None)
+
+    def set_guide(self, guide: Optional["ScoreModel"]) -> None:
+        """The autoguidance guide (ncsn_core.sampling.Guided), a weaker model of the same data, or None. Kept out of
+        nn.Module's registry, so that it never enters this model's state_dict, its EMA or an optimizer."""
+        object.__setattr__(self, "guide", guide)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # channels-last: oneDNN's convolutions run about 2x faster on a CPU (benchmarks/README.md)

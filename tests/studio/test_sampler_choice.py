@@ -257,3 +257,38 @@ def test_evaluate_runs_the_forms_sampler_on_the_models_own_ladder(tiny_sigma_che
     assert (s["sigma_begin"], s["sigma_end"]) == (pytest.approx(noise.sigma_begin), pytest.approx(noise.sigma_end))
     r = evaluate(tiny_sigma_checkpoint, n=4, batch_size=4, loss_per_level=False)      # no sampler: the checkpoint's
     assert (r["sampler"]["sampler"], r["sampler"]["L"], r["sampler"]["sigma_end"]) == ("heun", 5, 0.002)
+
+
+@pytest.fixture(scope="module")
+def guided_sigma_checkpoint(tmp_path_factory, tiny_sigma_checkpoint) -> str:
+    """tiny_sigma_checkpoint carrying another untrained network of the same recipe as its guide (guidance 2)."""
+    import torch
+    from ncsn_core.checkpoint import atomic_save, embed_guide, read_state, save_checkpoint
+    from ncsn_core.models import build_model
+    d = tmp_path_factory.mktemp("guided")
+    torch.manual_seed(1)
+    guide = save_checkpoint(d / "guide.pt", tiny_sigma_config(), 1, build_model(tiny_sigma_config()))
+    atomic_save(embed_guide(read_state(Path(tiny_sigma_checkpoint)), guide, 2.0), d / "guided.pt")
+    return str(d / "guided.pt")
+
+
+def test_the_guidance_weight_is_offered_only_with_a_guide_and_runs(qtbot, sample_tab, tiny_sigma_checkpoint,
+                                                                   guided_sigma_checkpoint):
+    form = sample_tab.form
+    _load(qtbot, sample_tab, tiny_sigma_checkpoint)
+    assert not form.guidance_edit.isEnabled() and "no guide model" in form.guidance_edit.toolTip()
+    assert form.sample_config().guidance == 1.0
+    _load(qtbot, sample_tab, guided_sigma_checkpoint)
+    assert form.guidance_edit.isEnabled() and form.guidance_edit.text() == "2"
+    set_text(qtbot, form.n_edit, "2")
+    images = {}
+    for w in ("3", "1"):
+        set_text(qtbot, form.guidance_edit, w)
+        assert form.sample_config().guidance == float(w)
+        _run(qtbot, sample_tab)
+        images[w] = sample_tab.result.x.copy() if hasattr(sample_tab.result.x, "copy") else sample_tab.result.x.clone()
+        assert sample_tab.result.meta["guidance"] == float(w)
+        assert ("autoguidance w=3" in sample_tab.run_bar.status.text()) == (w == "3")
+    assert not np.allclose(np.asarray(images["3"]), np.asarray(images["1"]))
+    set_text(qtbot, form.guidance_edit, "0.5")                 # the engine's range, shown on the run bar
+    assert "guidance=0.5 must be in [1, 10]" in sample_tab.run_bar.problem()
