@@ -44,10 +44,15 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 def save_checkpoint(path: Path, config: Config, step: int, model: torch.nn.Module,
                     optimizer: Optional[torch.optim.Optimizer] = None, ema: Optional[dict] = None,
-                    extra: Optional[dict] = None) -> Path:
+                    extra: Optional[dict] = None, guide: Optional[dict] = None) -> Path:
+    """guide: the autoguidance guide this checkpoint carries ({"config", "weights", "step"}, see `embed_guide`);
+    without one the saved config's sample.guidance is 1, as nothing could guide the sampling."""
+    cfg = config.to_dict()
+    if guide is None:
+        cfg["sample"]["guidance"] = 1.0
     state = {
         "format_version": FORMAT_VERSION,
-        "config": config.to_dict(),
+        "config": cfg,
         "step": int(step),
         "model": model.state_dict(),
         "ema": ema,
@@ -56,6 +61,8 @@ def save_checkpoint(path: Path, config: Config, step: int, model: torch.nn.Modul
         "extra": extra or {},
         "data_mean": getattr(model, "data_mean", None),
     }
+    if guide is not None:
+        state["guide"] = guide
     atomic_save(state, Path(path))
     return Path(path)
 

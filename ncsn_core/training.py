@@ -202,8 +202,8 @@ def is_unfinished(run_dir: Union[str, Path]) -> bool:
 def preview_samples(model: ScoreModel, cfg: Config, n: int, seed: int, max_steps_each: int = 5) -> torch.Tensor:
     """A quick look at what the model generates, clamped to [0, 1]: the configured sampler, where a Langevin
     sampler takes at most max_steps_each steps per level (annealed Langevin: step_lr scaled up to cover the
-    same distance, denoised)."""
-    sc = cfg.sample
+    same distance, denoised), without autoguidance."""
+    sc = replace(cfg.sample, guidance=1.0)  # the model alone: the guide joins the checkpoints, not the previews
     if sc.sampler != "heun":
         steps = sc.steps_per_level(len(plan(model, sc).sigmas))
         t = min(max(steps), max_steps_each)
@@ -305,8 +305,10 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
     ema = EMA(model, tc.ema_rate) if tc.ema_rate else None
     step = 0
+    guide = None  # the autoguidance guide, once step tc.guide_step is reached: {"config", "weights", "step"}
     if resume:
         state = read_state(run.path, map_location=dev)
+        guide = state.get("guide")
         model.load_state_dict(state["model"])
         if state.get("optimizer"):
             opt.load_state_dict(state["optimizer"])
@@ -331,8 +333,9 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
     def save() -> CheckpointSaved:
         p = checkpoint_path(run.path, step)
         try:
-            save_checkpoint(p, cfg, step, model, opt, ema.shadow if ema else None,
-                            extra={"world_size": w.size})
+            save_checkpoint(p, cfg, step, model, opt, ema.shadow if ema else None, guide=guide,
+                            extra={"world_size": w.size, **({"guide": {"file": "this run", "step": guide["step"],
+                                                                       "ema": ema is not None}} if guide else {})})
         except OSError as e:  # disk full, read-only folder: atomic_write kept the previous checkpoints intact
             raise CheckpointError(f"could not write {p} ({e.strerror or e}): training stopped at step {step}; last "
                                   f"good checkpoint: {latest_checkpoint(run.path) or 'none'}. Free disk space or make "
@@ -387,6 +390,10 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
         step += 1
         if ema is not None:
             ema.update(model, step)
+        if step == tc.guide_step:  # this run's own weaker self: the guide of every later checkpoint
+            weights = ema.shadow if ema is not None else model.state_dict()
+            guide = {"config": cfg.to_dict(), "weights": {k: v.detach().cpu().clone() for k, v in weights.items()},
+                     "step": step}
         s, c = loss_per_level(res, L)
         win_sums += s
         win_counts += c

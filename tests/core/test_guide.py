@@ -130,3 +130,31 @@ def test_a_damaged_guide_entry_is_a_clear_checkpoint_error(guided, tmp_path):
         load_checkpoint(bad)
     with pytest.raises(CheckpointError, match="does not exist"):
         embed_guide(read_state(guided), tmp_path / "missing.pt", 2.0)
+
+
+def test_training_keeps_its_own_early_ema_weights_as_the_guide_of_later_checkpoints(tmp_path):
+    cfg = tiny_sigma_cfg(n_iters=4).override("train", save_every=1, guide_step=2, preview_every=3, n_preview=2)
+    cfg = cfg.override("sample", guidance=1.5)
+    d = tmp_path / "run"
+    gen = train(cfg, d, keep_last=0, max_minutes=None)
+    for ev in gen:  # stop after step 3's checkpoint, then resume: the guide must survive the resume
+        if type(ev).__name__ == "CheckpointSaved" and ev.step == 3:
+            gen.send("stop")
+            break
+    for _ in gen:
+        pass
+    assert not checkpoint_path(d, 4).exists()
+    run_to_end(train(cfg, d, resume=True, keep_last=0))
+    first, at_guide = read_state(checkpoint_path(d, 1)), read_state(checkpoint_path(d, 2))
+    assert "guide" not in first and first["config"]["sample"]["guidance"] == 1.0  # nothing to guide with yet
+    assert load_checkpoint(checkpoint_path(d, 1)).model.guide is None
+    for step in (2, 3, 4):
+        state = read_state(checkpoint_path(d, step))
+        assert state["guide"]["step"] == 2 and state["config"]["sample"]["guidance"] == 1.5
+        assert state["extra"]["guide"] == {"file": "this run", "step": 2, "ema": True}
+        for k, v in state["guide"]["weights"].items():
+            torch.testing.assert_close(v, at_guide["ema"][k], rtol=0, atol=0)
+    ld = load_checkpoint(checkpoint_path(d, 4))
+    assert ld.model.guide is not None and ld.config.sample.guidance == 1.5
+    x = drain(sample(ld.model, ld.config.sample, (2, 1, 28, 28), seed=0))  # the checkpoint's own defaults
+    assert torch.isfinite(x).all()
