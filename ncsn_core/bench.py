@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -162,8 +163,11 @@ def sample_workload(preset: str, batch: int, device: str, budget_s: float, amp: 
     labels = torch.zeros(1, dtype=torch.long, device=dev)
     with torch.no_grad():
         flops_per_image = _flops(lambda: model(torch.rand(1, *shape[1:], device=dev), labels))
+    # network evaluations of the preset's default sampler; with autoguidance each also runs the guide, which a
+    # training run takes from its own earlier weights: the same network, so twice the evaluations
+    guided = s.guidance != 1.0
     out = {"preset": preset, "batch": batch, "n_steps_timed": n_steps,
-           "sampler_steps_64": plan(model, s).nfe}
+           "sampler_steps_64": plan(model, replace(s, guidance=1.0)).nfe * (2 if guided else 1)}
     return _rates(out, [t], batch, flops_per_image, "image_steps_per_s")
 
 
@@ -303,7 +307,7 @@ def format_report(res: dict) -> str:
                 lines.append(_row(key, entry[f"b{b}"], "image_steps_per_s"))
             if "projected_64_images_s" in entry:
                 lines.append(f"  {key}: its preset's default sampler, 64 images: "
-                             f"{entry['b64']['sampler_steps_64']} steps, about {entry['projected_64_images_s']:.1f} s")
+                             f"{entry['b64']['sampler_steps_64']} network evaluations, about {entry['projected_64_images_s']:.1f} s")
         lines.append("")
     if "studio" in res:
         s = res["studio"]

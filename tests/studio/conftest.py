@@ -53,7 +53,7 @@ def tiny_sigma_config():
     """The mnist-cpu recipe (continuous sigma, Heun by default) on the tiny network, training ladder L = 3."""
     from ncsn_core.config import get_preset
     return (get_preset("mnist-cpu").override("model", channels=(8, 8, 8)).override("noise", num_classes=3)
-            .override("sample", num_levels=5))
+            .override("sample", num_levels=5, guidance=1.0))  # no guide: an untrained network, saved on its own
 
 
 @pytest.fixture(scope="session")
