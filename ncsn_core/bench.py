@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List
 
 import torch
 
@@ -315,7 +315,9 @@ def format_report(res: dict) -> str:
             lines.append(f"studio: launch {s['launch_s']:.2f} s (first {s.get('launch_first_s', float('nan')):.2f} s); "
                          f"event-loop latency p50 {s['latency_p50_ms']:.1f} ms, p99 {s['latency_p99_ms']:.1f} ms, "
                          f"max {s['latency_max_ms']:.1f} ms (worst of its activities)")
-            for act, a in s.get("activities", {}).items():
+            shown = list(s.get("activities", {}).items()) + ([("(startup, not an activity)", s["startup"])]
+                                                            if "startup" in s else [])
+            for act, a in shown:
                 lines.append(f"  {act:<22} p50 {a['latency_p50_ms']:6.1f}  p99 {a['latency_p99_ms']:6.1f}  "
                              f"max {a['latency_max_ms']:6.1f} ms  ({a['ticks']} ticks, {a['seconds']:.0f} s)")
         else:

@@ -153,12 +153,17 @@ class LatestRun(QObject):
         self._newest = w
         w.start()
 
-    def wait(self, ms: int = -1) -> None:
+    def is_busy(self) -> bool:
+        return bool(self._workers)
+
+    def wait(self, ms: int = -1) -> bool:
         """Wait for every run still under way (-1: as long as it takes; a thread must end before its widgets are
-        destroyed, and these jobs are short)."""
-        for w in self._workers:
+        destroyed, and these jobs are short). True when all have ended."""
+        ended = True
+        for w in list(self._workers):
             w.stop()
-            w.wait(ms)
+            ended = w.wait(ms) and ended
+        return ended
 
     def _on_finished(self, worker: GeneratorWorker, result: object) -> None:
         self._workers.remove(worker)

@@ -93,6 +93,15 @@ def inspect_checkpoint(path: str) -> Generator[Any, Optional[str], CheckpointInf
     yield  # noqa: unreachable - makes this a generator, so it runs on the worker like the others
 
 
+def warm_imports() -> Generator[Any, Optional[str], None]:
+    """Import now what a first training would import on its first optimiser step: torch.optim brings in
+    torch._dynamo (about 900 modules, 2 s, and shared libraries whose loading holds the GIL: a 250 to 370 ms
+    freeze of the window on a busy machine, benchmarks/README.md). The main window runs this once the first
+    model has been read, while the user looks at the form, rather than after a click on Train."""
+    import torch._dynamo  # noqa: F401 - imported for its side effect: it is in sys.modules from now on
+    yield  # noqa: unreachable - makes this a generator, so it runs on the worker like the others
+
+
 def model_info(model: Any, config: Any, path: str, step: Optional[int] = None, has_ema: bool = False) -> CheckpointInfo:
     """The description of a model already built (a ScoreModel with .sigmas, and its Config)."""
     return CheckpointInfo(str(path), step, config.to_dict(), tuple(float(v) for v in model.sigmas.tolist()), has_ema,

@@ -12,7 +12,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget)
 
 from . import follow, jobs, settings
-from .controller import IDLE, RunController
+from .controller import IDLE, LatestRun, RunController
 from .eval_tab import EvalTab
 from .menus import build_menus
 from .sample_tab import SampleTab
@@ -103,7 +103,15 @@ class MainWindow(QMainWindow):
             if sig is not None and hasattr(sig, "connect"):
                 sig.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.train_tab.run_finished.connect(self._on_training_finished)
+        self._closing = False
+        self.warm_up = LatestRun(self)  # jobs.warm_imports, once, after the first model read
+        self.sample_tab.picker.model_read.connect(self._start_warm_up)
         self.tabs.currentChanged.connect(lambda i: settings.set_value("window/tab", TAB_KEYS[i]))
+
+    def _start_warm_up(self, _info: object) -> None:
+        self.sample_tab.picker.model_read.disconnect(self._start_warm_up)
+        if not self._closing:  # a read that ends while the window shuts down starts nothing more
+            self.warm_up.start(jobs.warm_imports)
 
     def show_error(self, text: str) -> None:
         """An inline, dismissable error at the top of the window (never a crash, never modal)."""
@@ -295,6 +303,7 @@ class MainWindow(QMainWindow):
         """Stop every run at once (a training saves a checkpoint as it stops), then wait for the worker threads,
         all within one deadline of `timeout_ms`. True when every worker has ended (the app calls this before it
         exits: no QThread may be destroyed while running); their last signals are delivered before it returns."""
+        self._closing = True
         deadline = time.monotonic() + timeout_ms / 1000
 
         def left_ms() -> int:
@@ -303,7 +312,7 @@ class MainWindow(QMainWindow):
         for key, c in self.controllers.items():
             if c.state in ("running", "paused"):
                 (getattr(self.tab_widgets[key], "stop", None) or c.stop)()
-        ended = all([c.wait(left_ms()) for c in self.controllers.values()])
+        ended = all([c.wait(left_ms()) for c in self.controllers.values()] + [self.warm_up.wait(left_ms())])
         for tab in self.tab_widgets.values():
             fn = getattr(tab, "shutdown", None)
             if callable(fn):

@@ -1,14 +1,13 @@
 """The window: tabs, shortcuts, settings, errors as messages, resume offer, drops, closing while training."""
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
 from conftest import TINY_OVERRIDES, set_text, tiny_config, wait_idle
 from studio import settings
-from studio.main_window import TAB_KEYS, MainWindow
+from studio.main_window import MainWindow
 
 
 def start_tiny_training(qtbot, win, n_iters="100000"):
@@ -201,3 +200,45 @@ def test_dark_theme_keeps_text_readable(qtbot, window):
         assert lr.palette().color(QPalette.ColorRole.Text).lightness() > 180
     finally:
         window.set_theme("system")
+
+
+def test_warm_up_imports_run_once_after_the_first_model_read(qtbot, monkeypatch):
+    from studio import jobs
+    calls = []
+
+    def fake_warm():
+        calls.append("warm")
+        yield
+    monkeypatch.setattr(jobs, "warm_imports", fake_warm)
+    win = MainWindow(offer_resume=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.sample_tab.info is not None, timeout=60000)  # the built-in model, read on a worker
+    qtbot.waitUntil(lambda: calls == ["warm"] and not win.warm_up.is_busy(), timeout=10000)
+    win.sample_tab.picker.model_read.emit(win.sample_tab.info)  # a later read (another model) starts nothing
+    assert calls == ["warm"] and not win.warm_up.is_busy()
+    assert win.shutdown()
+
+
+def test_a_model_read_ending_during_shutdown_starts_no_warm_up(qtbot, monkeypatch):
+    from studio import jobs
+    calls = []
+    monkeypatch.setattr(jobs, "warm_imports", lambda: iter(calls.append("warm") or ()))
+    win = MainWindow(offer_resume=False)
+    qtbot.addWidget(win)
+    win.show()
+    assert win.shutdown()  # before the first read has ended: its model_read comes while closing
+    qtbot.wait(200)
+    assert calls == [] and not win.warm_up.is_busy()
+
+
+def test_warm_imports_leave_nothing_for_a_first_optimiser_step_to_import():
+    """The freeze it prevents: torch.optim imports torch._dynamo on the first step (benchmarks/README.md)."""
+    import subprocess
+    import sys
+    code = ("import sys; from studio import jobs; list(jobs.warm_imports()); import torch; before = set(sys.modules); "
+            "net = torch.nn.Linear(3, 3); opt = torch.optim.Adam(net.parameters()); "
+            "net(torch.randn(2, 3)).sum().backward(); opt.step(); "
+            "new = sorted(set(sys.modules) - before); assert not new, new; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
