@@ -193,10 +193,12 @@ def cmd_train(args) -> int:
         main_rank = rank == 0
     try:
         with _signals_ask_stop(torchrun, main_rank) as stop_asked:
-            return _train_loop(args, cfg, run_dir, device, stop_asked,
+            code = _train_loop(args, cfg, run_dir, device, stop_asked,
                                show=main_rank and not args.json and not args.quiet, report=main_rank)
+        ddp.teardown(orderly=True)
+        return code
     finally:
-        ddp.teardown()
+        ddp.teardown()  # after an error: at once (a no-op after the orderly one)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import torch.distributed as dist
 
 # torchrun sets these in every worker; all four together mean "launched by torchrun"
 TORCHRUN_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR")
+_store = None  # the rendezvous store of setup(), for teardown's "left" marks (rank 0's process hosts its server)
 
 
 def launched_by_torchrun() -> bool:
@@ -44,14 +45,36 @@ def setup(device: torch.device) -> torch.device:
         # a restarted job meets in the same store: without a per-attempt prefix, a rank can read the address of
         # a peer of the previous attempt (gloo: "connectFullMesh failed ... Connection refused")
         store = dist.PrefixStore(f"ncsn/attempt_{restart_count()}", store)
+        global _store
+        _store = store
         dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timedelta(minutes=30),
                                 **kw)
     return device
 
 
-def teardown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(orderly: bool = False) -> None:
+    """Leave the process group. After an error: at once (torchrun then stops the other ranks). At a normal end,
+    `orderly`: every rank reaches this point, destroys its group and marks it in the store, and rank 0, whose
+    process hosts the store's server (env:// rendezvous), leaves last. Without the order, rank 0 could exit and
+    take the store down while a peer was still tearing down, and gloo aborted that peer ("terminate called
+    without an active exception", seen once in CI)."""
+    global _store
+    if not dist.is_initialized():
+        return
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if orderly:
+        dist.barrier()
+    dist.destroy_process_group()
+    store, _store = _store, None
+    if not orderly or store is None:
+        return
+    try:
+        if rank == 0:
+            store.wait([f"left/{r}" for r in range(1, world)], timedelta(seconds=60))
+        else:
+            store.set(f"left/{rank}", "1")
+    except (RuntimeError, dist.DistStoreError):  # a peer gone already: nothing left to wait for
+        pass
 
 
 @dataclass(frozen=True)
