@@ -126,7 +126,8 @@ def test_resume_run_continues_from_the_checkpoint(qtbot, tab, tmp_path):
     assert tab.resume_run(str(run))
     wait_idle(qtbot, tab.controller)
     assert tab.last_step == 6 and not is_unfinished(run)
-    assert n_points(tab) == 6                 # history (2 points) + the resumed steps 3..6
+    # history (2 points) + the resumed steps 3..6; the curve repaints on its own timer (REPAINT_MS), so wait for it
+    qtbot.waitUntil(lambda: n_points(tab) == 6, timeout=5000)
 
 
 def test_stop_right_after_start_is_clean(qtbot, tab):
