@@ -10,10 +10,18 @@ import torch
 from torch import nn
 
 
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled()
+
+
 def conv1x1_cat(conv: nn.Conv2d, u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """conv(torch.cat([u, h], dim=1)) for a 1x1 `conv` with bias, (B, Cu, H, W) and (B, Ch, H, W) inputs."""
-    if u.device.type != "cpu" or not (u.is_contiguous(memory_format=torch.channels_last)
-                                      and h.is_contiguous(memory_format=torch.channels_last)):
+    # under CPU autocast the in-place addmm_ would meet a bf16 product and fp32 weights: the plain form casts right
+    if u.device.type != "cpu" or _cpu_autocast() or not (u.is_contiguous(memory_format=torch.channels_last)
+                                                         and h.is_contiguous(memory_format=torch.channels_last)):
         return conv(torch.cat([u, h], dim=1))
     b, cu, hh, ww = u.shape
     # (C_out, Cu + Ch), read so that its gradient gets the weight's own strides (DDP's buckets check them)

@@ -148,3 +148,19 @@ def test_conv1x1_cat_equals_conv_of_the_concatenation_with_gradients(weight_form
     for a, b in zip(gf, gr):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert gf[2].stride() == conv.weight.stride()  # else DDP warns that grads and its buckets differ in layout
+
+
+def test_compact_model_runs_under_cpu_bf16_autocast():
+    """The skip merge's in-place product must not meet bf16 activations and fp32 weights (it raised before)."""
+    from ncsn_core.config import get_preset
+    from ncsn_core.models import build_model
+    cfg = get_preset("mnist-cpu")
+    model = build_model(cfg).to(memory_format=torch.channels_last).eval()
+    x = torch.rand(2, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    sigma = torch.full((2,), 0.5)
+    with torch.no_grad():
+        ref = model(x, sigma)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x, sigma)
+    assert torch.isfinite(low).all()
+    assert (low.float() - ref).norm() <= 0.05 * ref.norm()
