@@ -22,6 +22,7 @@ from typing import Callable, List
 import torch
 
 from .config import get_preset
+from .precision import autocast, bf16_unsupported
 from .resources import RESOURCES
 
 # model name -> (preset, training batch): the paper's RefineNet at the paper's batch, the compact model at its preset's
@@ -93,7 +94,7 @@ def _flops(fn: Callable[[], object]) -> int:
 
 
 def _autocast(device: torch.device, amp: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    return autocast(device, "bf16" if amp else "fp32")  # what `ncsn train --precision` does
 
 
 def _build(preset: str, device: torch.device, baseline: bool):
@@ -223,6 +224,12 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def amp_modes(device: torch.device) -> List[bool]:
+    """[fp32] or [fp32, bf16]: bf16 rows where the hardware makes it pay (a recent GPU, a CPU with AMX); elsewhere
+    benchmarks/bf16_cpu.py says why not."""
+    return [False, True] if device.type in ("cuda", "cpu") and not bf16_unsupported(device) else [False]
+
+
 def run(device: torch.device, quick: bool = False, sections=SECTIONS, baseline: bool = True,
         progress: Callable[[str], None] = lambda s: None) -> dict:
     """All figures as one dict (the JSON of `ncsn bench --json`)."""
@@ -231,7 +238,7 @@ def run(device: torch.device, quick: bool = False, sections=SECTIONS, baseline: 
     gflops = matmul_gflops(device, quick)
     res: dict = {"device": dev, "machine": machine(), "quick": quick, "date": time.strftime("%Y-%m-%d"),
                  "matmul_gflops": gflops}
-    amp = [False, True] if device.type == "cuda" else [False]  # bf16 on a CPU: benchmarks/bf16_cpu.py says why not
+    amp = amp_modes(device)
     if "train" in sections:
         jobs = {name + ("_bf16" if a else ""): dict(preset=preset, batch=batch, amp=a)
                 for name, (preset, batch) in MODELS.items() for a in amp}

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError
-from .config import (ARCHS, INITS, LOSSES, LR_SCHEDULES, SAMPLE_FIELDS, Config, ConfigError, PRESETS, check_partial,
-                     get_preset, load_config_file, merge, parse_sets)
+from .config import (ARCHS, INITS, LOSSES, LR_SCHEDULES, PRECISIONS, SAMPLE_FIELDS, Config, ConfigError, PRESETS,
+                     check_partial, get_preset, load_config_file, merge, parse_sets)
 from .progress import bar as _progress
 from .resources import BUILTIN_MODEL
 
@@ -113,7 +113,7 @@ def _write_samples(x: torch.Tensor, out: Path, meta: dict, nrow: int) -> None:
 TRAIN_FLAGS = {
     "n_iters": ("train", "n_iters"), "save_every": ("train", "save_every"), "seed": ("train", "seed"),
     "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "lr_schedule": ("train", "lr_schedule"),
-    "preview_every": ("train", "preview_every"),
+    "preview_every": ("train", "preview_every"), "precision": ("train", "precision"),
     "log_every": ("train", "log_every"), "ema_rate": ("train", "ema_rate"), "loss": ("train", "loss"),
     "sigma_begin": ("noise", "sigma_begin"), "sigma_end": ("noise", "sigma_end"),
     "num_classes": ("noise", "num_classes"), "arch": ("model", "arch"), "channels": ("model", "channels"),
@@ -191,6 +191,10 @@ def cmd_train(args) -> int:
         except ValueError as e:
             raise UserError(str(e)) from e
         main_rank = rank == 0
+    from .precision import bf16_unsupported
+    why = bf16_unsupported(device) if cfg.train.precision == "bf16" else None
+    if why and main_rank:
+        print(f"ncsn: warning: precision bf16: {why}; --precision fp32 is faster", file=sys.stderr)
     try:
         with _signals_ask_stop(torchrun, main_rank) as stop_asked:
             code = _train_loop(args, cfg, run_dir, device, stop_asked,
@@ -508,6 +512,9 @@ def _train_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float)
     g.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="constant (the paper) or cosine: decay to 0 over "
                                                                "--n-iters, or over --minutes if that ends first")
+    g.add_argument("--precision", choices=PRECISIONS,
+                   help="fp32 (the paper), or bf16: the forward pass under bfloat16 autocast, for GPUs and CPUs with "
+                        "AMX (the paper RefineNet trains about 1.6x as fast on an AMX Xeon; slower without AMX)")
     g.add_argument("--ema-rate", type=float, help="EMA of the weights, e.g. 0.999; 0 disables")
     g.add_argument("--seed", type=int)
     g.add_argument("--dataset", help="the data set (mnist-builtin: the 10,000 shipped digits; mnist: the 60,000 "

@@ -15,6 +15,7 @@ CONDITIONINGS = ("level", "sigma")
 SIGMA_SAMPLINGS = ("levels", "log-uniform", "log-normal")
 WEIGHTINGS = ("sigma2", "edm")
 LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("fp32", "bf16")  # ncsn_core.precision: what each means and where bf16 pays
 # annealed_langevin: the paper's Alg. 1; pc: predictor-corrector (Song et al. 2021, reverse diffusion + Langevin);
 # heun: the probability-flow ODE with Heun's method on Karras et al.'s sigma schedule (continuous-sigma models)
 SAMPLERS = ("annealed_langevin", "pc", "heun")
@@ -123,6 +124,9 @@ class TrainConfig:
     # EMA) are kept as the guide that every later checkpoint carries, sampled with sample.guidance; checkpoints
     # before it carry none and sample unguided (their config says guidance 1). 0: no guide
     guide_step: int = 0
+    # 'fp32' (the paper), or 'bf16': the loss under bfloat16 autocast (weights, Adam and the loss's sums stay
+    # fp32); pays on GPUs and on CPUs with AMX (ncsn_core.precision), slower on other CPUs
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _check(self.loss in LOSSES, f"loss {self.loss!r} is unknown: choose one of {', '.join(LOSSES)}")
@@ -137,6 +141,8 @@ class TrainConfig:
         _check(self.lognormal_std > 0, f"lognormal_std={self.lognormal_std} must be > 0")
         _check(self.warmup >= 0, f"warmup={self.warmup} must be >= 0")
         _check(self.guide_step >= 0, f"guide_step={self.guide_step} must be >= 0 (0: no autoguidance guide)")
+        _check(self.precision in PRECISIONS,
+               f"precision {self.precision!r} is unknown: choose one of {', '.join(PRECISIONS)}")
         _check(self.lr_schedule in LR_SCHEDULES,
                f"lr_schedule {self.lr_schedule!r} is unknown: choose one of {', '.join(LR_SCHEDULES)}")
 

@@ -20,6 +20,7 @@ from .config import Config
 from .data import load_dataset, mean_image, preprocess
 from .losses import NoiseDraw, compute_loss, loss_per_level
 from .models import ScoreModel, build_model
+from .precision import autocast
 from .sampling import drain, plan, sample
 
 
@@ -363,8 +364,9 @@ def train(cfg: Config, run_dir: Union[str, Path], resume: bool = False, device: 
                 g = step_generator(tc.seed, step, dev)
                 x = global_batch(data, batch_indices(step, tc.batch_size, len(data), tc.seed), part).to(dev)
                 x = preprocess(x, cfg.data, g)
-                res = compute_loss(tc.loss, net, x, sigmas, tc.anneal_power, tc.n_particles, generator=g,
-                                   draw=draw, weighting=tc.weighting, part=part)
+                with autocast(dev, tc.precision):  # bf16: the network's products; the loss's sums stay fp32
+                    res = compute_loss(tc.loss, net, x, sigmas, tc.anneal_power, tc.n_particles, generator=g,
+                                       draw=draw, weighting=tc.weighting, part=part)
             loss = ddp.all_reduce_mean(res.loss.detach(), w)  # the global mean: every rank takes the same branch
             if not torch.isfinite(loss):
                 bad = ~torch.isfinite(res.per_example)

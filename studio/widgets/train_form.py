@@ -6,7 +6,8 @@ from typing import Dict, Optional
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QWidget
 
-from ncsn_core.config import LR_SCHEDULES, PRESETS, Config, ConfigError, get_preset
+from ncsn_core.config import LR_SCHEDULES, PRECISIONS, PRESETS, Config, ConfigError, get_preset
+from ncsn_core.precision import cpu_has_bf16
 
 from .number_edit import NumberEdit
 
@@ -47,6 +48,12 @@ class TrainForm(QGroupBox):
         self.lr_schedule.addItems(LR_SCHEDULES)
         self.lr_schedule.setToolTip("constant (the paper), or cosine: the rate falls to 0 over the iterations, or "
                                     "over the time limit if that ends first")
+        self.precision = QComboBox()
+        self.precision.addItems(PRECISIONS)
+        self.precision.setToolTip(
+            "fp32 (the paper), or bf16: the forward pass in bfloat16, weights and optimiser in fp32. Pays on GPUs "
+            "and on CPUs with AMX (the paper's RefineNet trains about 1.6x as fast on an AMX Xeon); "
+            + ("this CPU has AMX." if cpu_has_bf16() else "this CPU has no AMX, so bf16 would be slower here."))
         # not part of the config: a budget for this run (ncsn train --minutes); it ends with a checkpoint
         self.minutes = NumberEdit("time limit", None, float, 0, optional=True, exclusive_min=True)
         self.minutes.setPlaceholderText("empty = no limit")
@@ -60,7 +67,10 @@ class TrainForm(QGroupBox):
                 rows.addRow("Time limit (minutes)", self.minutes)
             if key == "lr":
                 rows.addRow("Learning-rate schedule", self.lr_schedule)
+            if key == "batch_size":
+                rows.addRow("Precision", self.precision)
         self.lr_schedule.currentTextChanged.connect(self.changed)
+        self.precision.currentTextChanged.connect(self.changed)
         self.minutes.textChanged.connect(self.changed)
         self.preset_combo.currentTextChanged.connect(self.apply_preset)
 
@@ -84,6 +94,7 @@ class TrainForm(QGroupBox):
         for key in NOISE_KEYS:
             self.fields[key].set_value(config["noise"][key])
         self.lr_schedule.setCurrentText(config["train"].get("lr_schedule", "constant"))
+        self.precision.setCurrentText(config["train"].get("precision", "fp32"))
         self.changed.emit()
 
     def config_dict(self, data: dict, overrides: Optional[Dict[str, dict]] = None) -> dict:
@@ -97,6 +108,7 @@ class TrainForm(QGroupBox):
         for key in NOISE_KEYS:
             d["noise"][key] = self.fields[key].value()
         d["train"]["lr_schedule"] = self.lr_schedule.currentText()
+        d["train"]["precision"] = self.precision.currentText()
         d["data"].update(data)
         for section, kw in (overrides or {}).items():
             d[section].update(kw)

@@ -60,3 +60,13 @@ def test_rounds_merge_to_the_median_step_and_the_largest_peak():
     r = bench._merge_rounds(rounds)
     assert r["step_s"] == 2.0 and r["images_per_s"] == 2.0 and r["peak_mem_mb"] == 30.0
     assert bench._merge_rounds(rounds + [{"error": "boom"}]) == {"error": "boom"}
+
+
+def test_bf16_rows_only_where_the_hardware_makes_bf16_pay(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr("ncsn_core.precision.cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert bench.amp_modes(cpu) == [False]
+    monkeypatch.setattr("ncsn_core.precision.cpu_flags", lambda: {"avx512f", "amx_tile", "amx_bf16"})
+    assert bench.amp_modes(cpu) == [False, True]
+    r = bench.train_workload("mnist-cpu", 2, "cpu", repeats=1, amp=True)  # the row itself: a bf16 step that runs
+    assert r["images_per_s"] > 0

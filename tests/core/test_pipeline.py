@@ -1,7 +1,6 @@
 """Training pipeline, checkpoints and the CLI: end to end, resume, failure paths."""
 import json
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -321,3 +320,31 @@ def test_time_budget_decays_the_rate_to_near_zero_by_its_end(tmp_path):
     assert fin.reason == "time"
     lrs = [json.loads(l)["lr"] for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(lrs) > 5 and lrs[0] > 0.9e-3 and lrs[-1] < 0.05e-3
+
+
+def test_bf16_training_follows_fp32_and_keeps_fp32_weights(tmp_path):
+    """precision bf16: the network runs under bfloat16 autocast (the losses differ from fp32's by its rounding, and
+    by no more), while the weights, Adam's state and the checkpoint stay float32; the run's config records it."""
+    losses = {}
+    for p in ("fp32", "bf16"):
+        run_to_end(train(tiny_cfg(n_iters=3, precision=p), tmp_path / p))
+        losses[p] = [json.loads(l)["loss"] for l in (tmp_path / p / "metrics.jsonl").read_text().splitlines()]
+    assert losses["bf16"] != losses["fp32"]  # autocast really ran
+    assert np.allclose(losses["bf16"], losses["fp32"], rtol=0.03)
+    state = read_state(tmp_path / "bf16")
+    assert state["config"]["train"]["precision"] == "bf16"
+    assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
+    assert all(t.dtype == torch.float32 for s in state["optimizer"]["state"].values() for k, t in s.items()
+               if k != "step")
+
+
+def test_precision_is_checked_and_bf16_without_fast_hardware_warns(tmp_path, monkeypatch, capsys):
+    from ncsn_core.config import ConfigError
+    with pytest.raises(ConfigError, match="precision 'fp16' is unknown: choose one of fp32, bf16"):
+        tiny_cfg(precision="fp16")
+    monkeypatch.setattr("ncsn_core.precision.cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})  # no AMX
+    assert main(["train", "--preset", "mnist-cpu", "--channels", "4,6,8", "--num-classes", "3", "--batch-size", "4",
+                 "--n-iters", "1", "--preview-every", "0", "--precision", "bf16", "--device", "cpu", "--quiet",
+                 "--run-dir", str(tmp_path / "run")]) == 0
+    assert "warning: precision bf16: this CPU has no AMX" in capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == "bf16"

@@ -153,6 +153,21 @@ def test_time_limit_ends_a_cosine_run_with_a_checkpoint(qtbot, tab):
     assert lrs[-1] < 0.2 * max(lrs)  # the rate fell with the time spent, not with 100,000 iterations
 
 
+def test_precision_chosen_in_the_form_trains_and_comes_back_with_the_run(qtbot, tab):
+    import json
+    fill_tiny_form(qtbot, tab, n_iters="2")
+    assert tab.form.precision.currentText() == "fp32"  # the paper's, by default
+    tab.form.precision.setCurrentText("bf16")
+    qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, tab.controller, timeout=60000)
+    run = Path(tab.run_dir)
+    assert json.loads((run / "config.json").read_text())["train"]["precision"] == "bf16"
+    tab.form.apply_preset("mnist-cpu")
+    assert tab.form.precision.currentText() == "fp32"
+    tab.form.fill(json.loads((run / "config.json").read_text()))  # as resuming the run fills the form
+    assert tab.form.precision.currentText() == "bf16"
+
+
 def test_a_bad_time_limit_disables_start_and_says_why(qtbot, tab):
     fill_tiny_form(qtbot, tab)
     set_text(qtbot, tab.form.minutes, "-3")

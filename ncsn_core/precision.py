@@ -1,0 +1,48 @@
+"""Mixed precision: bf16 autocast for training, and whether this device has the hardware that makes it pay.
+Imports torch only inside the functions that need it: the studio asks `cpu_has_bf16` at start-up."""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Optional
+
+# the CPU feature with which oneDNN runs bf16 convolutions faster than fp32 here: AMX tiles (measured 1.6x for the
+# paper RefineNet's training step, docs/bench/bf16-cpu-amx-2026-12-06.txt). AVX-512 BF16 alone was not enough: on such
+# a CPU bf16 autocast made the compact model's forward 5 to 16x slower (issue 9), conversions around fp32 kernels
+CPU_BF16_FLAGS = ("amx_bf16",)
+
+
+def autocast(device, precision: str):
+    """The context the loss is computed in (device: a torch.device): autocast to bfloat16 for 'bf16', nothing for
+    'fp32'."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    import torch
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def cpu_flags() -> set:
+    try:
+        line = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags"))
+    except (OSError, StopIteration):
+        return set()
+    return set(line.split(":", 1)[1].split())
+
+
+def cpu_has_bf16() -> bool:
+    return bool(cpu_flags() & set(CPU_BF16_FLAGS))
+
+
+def bf16_unsupported(device) -> Optional[str]:
+    """None where bf16 runs on fast hardware here, else why it will not pay (a CPU without AMX, a GPU before
+    Ampere); the run still works, only slower than fp32."""
+    if device.type == "cuda":
+        import torch
+        ok = torch.cuda.is_bf16_supported(including_emulation=False)
+        return None if ok else f"{torch.cuda.get_device_name(device)} has no native bf16 (Ampere or newer has)"
+    if device.type == "cpu":
+        if cpu_has_bf16():
+            return None
+        return ("this CPU has no AMX, and without it bf16 runs slower than fp32 (benchmarks/bf16_cpu.py measures "
+                "it)")
+    return None
