@@ -97,8 +97,10 @@ class TrainTab(Tab):
         if self.following.follower is not None:  # Run stays off while following, whatever the form says
             return
         try:
-            self.config_dict()
+            cfg = self.config_dict()
             self.run_bar.set_problem(None)
+            if self.last_step == 0 and self.controller.state == IDLE:  # nothing run or shown yet: the form's goal
+                self.run_bar.progress.setMaximum(int(cfg["train"]["n_iters"]))
         except ValueError as e:
             self.run_bar.set_problem(str(e))
 

@@ -153,6 +153,12 @@ def test_time_limit_ends_a_cosine_run_with_a_checkpoint(qtbot, tab):
     assert lrs[-1] < 0.2 * max(lrs)  # the rate fell with the time spent, not with 100,000 iterations
 
 
+def test_before_any_run_the_progress_bar_counts_to_the_forms_iterations(qtbot, tab):
+    assert tab.run_bar.progress.maximum() == int(tab.form.fields["n_iters"].value())
+    set_text(qtbot, tab.form.fields["n_iters"], "2500")
+    assert tab.run_bar.progress.text() == "step 0 / 2500"
+
+
 def test_precision_chosen_in_the_form_trains_and_comes_back_with_the_run(qtbot, tab):
     import json
     fill_tiny_form(qtbot, tab, n_iters="2")
