@@ -1,5 +1,5 @@
-"""The CUDA paths: train, sample, inpaint and bf16 autocast on a GPU, and a GPU checkpoint loaded onto the CPU.
-Skipped where no GPU is present (CI); run on a GPU machine with `python -m pytest tests/core/test_cuda.py`."""
+"""The CUDA paths: train (fp32 and bf16), sample, inpaint and bf16 autocast on a GPU, and a GPU checkpoint loaded
+onto the CPU. Skipped where no GPU is present (CI); run on a GPU machine with `python -m pytest tests/core/test_cuda.py`."""
 import pytest
 import torch
 
@@ -57,3 +57,11 @@ def test_bf16_autocast_stays_close_to_fp32(arch, extra):
             low = model(x, labels).float()
     rel = (low - ref).norm() / ref.norm()
     assert rel < 0.05, f"bf16 autocast output differs from fp32 by {rel:.3f} (relative L2)"
+
+
+def test_cuda_bf16_training_keeps_fp32_weights(tmp_path):
+    fin = run_to_end(train(tiny_cfg(n_iters=3, precision="bf16"), tmp_path / "run", device="cuda"))
+    assert fin.reason == "done"
+    ld = load_checkpoint(fin.checkpoint, device="cpu")
+    assert ld.config.train.precision == "bf16"
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in ld.model.parameters())
