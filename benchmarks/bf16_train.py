@@ -92,8 +92,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n")
     plot(curves, out.with_suffix(".png"),
-         f"ncsn train --preset {a.preset} --batch-size {a.batch_size}: bf16 {res['bf16_speedup']:.2f}x fp32's "
-         f"speed; curve gap {res['gap_bf16_vs_fp32_same_seed']:.1%} (seed to seed {res['gap_fp32_seed1_vs_seed0']:.1%})")
+         f"ncsn train --preset {a.preset} --batch-size {a.batch_size}, {res['date']}\nbf16 {res['bf16_speedup']:.2f}x "
+         f"fp32's speed; curve gap {res['gap_bf16_vs_fp32_same_seed']:.1%} (seed to seed {res['gap_fp32_seed1_vs_seed0']:.1%})")
     print(f"bf16 {res['bf16_speedup']:.2f}x fp32's speed; loss curves: bf16 vs fp32 (same seed) "
           f"{res['gap_bf16_vs_fp32_same_seed']:.2%} apart, fp32 seed 1 vs seed 0 {res['gap_fp32_seed1_vs_seed0']:.2%}")
 
