@@ -35,6 +35,12 @@ def builtin_digits() -> Tuple[np.ndarray, np.ndarray]:
     return load_builtin_mnist()
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has AMX, with which training in bf16 pays (ncsn_core.precision; reads /proc/cpuinfo only)."""
+    from ncsn_core.precision import cpu_has_bf16 as has
+    return has()
+
+
 def latest_checkpoint(run_dir: str) -> Optional[Path]:
     from ncsn_core.checkpoint import latest_checkpoint as latest
     return latest(Path(run_dir))

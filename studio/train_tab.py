@@ -52,7 +52,7 @@ class TrainTab(Tab):
 
     def _build(self) -> None:
         self.data = DataSource()
-        self.form = TrainForm()
+        self.form = TrainForm(cpu_has_amx=jobs.cpu_has_bf16())
         self.run_dir_edit = QLineEdit()
         self.run_dir_edit.setPlaceholderText("automatic: runs/<preset>-<date>-<time>")
         run_form = QFormLayout()

@@ -7,7 +7,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QWidget
 
 from ncsn_core.config import LR_SCHEDULES, PRECISIONS, PRESETS, Config, ConfigError, get_preset
-from ncsn_core.precision import cpu_has_bf16
 
 from .number_edit import NumberEdit
 
@@ -24,7 +23,8 @@ class TrainForm(QGroupBox):
 
     changed = Signal()
 
-    def __init__(self, parent: Optional[QWidget] = None):
+    def __init__(self, cpu_has_amx: Optional[bool] = None, parent: Optional[QWidget] = None):
+        """cpu_has_amx: whether bf16 pays on this CPU (the Precision tooltip says so; None: not known)."""
         super().__init__("Model and training", parent)
         self.preset_combo = QComboBox()
         for name in PRESETS:
@@ -52,8 +52,9 @@ class TrainForm(QGroupBox):
         self.precision.addItems(PRECISIONS)
         self.precision.setToolTip(
             "fp32 (the paper), or bf16: the forward pass in bfloat16, weights and optimiser in fp32. Pays on GPUs "
-            "and on CPUs with AMX (the paper's RefineNet trains about 1.6x as fast on an AMX Xeon); "
-            + ("this CPU has AMX." if cpu_has_bf16() else "this CPU has no AMX, so bf16 would be slower here."))
+            "and on CPUs with AMX (the paper's RefineNet trains about 1.9x as fast on an AMX Xeon), slower on other CPUs"
+            + {True: ": this CPU has AMX.", False: ": this CPU has no AMX, so bf16 would be slower here.", None: "."}[
+                cpu_has_amx])
         # not part of the config: a budget for this run (ncsn train --minutes); it ends with a checkpoint
         self.minutes = NumberEdit("time limit", None, float, 0, optional=True, exclusive_min=True)
         self.minutes.setPlaceholderText("empty = no limit")

@@ -163,6 +163,9 @@ def test_precision_chosen_in_the_form_trains_and_comes_back_with_the_run(qtbot, 
     import json
     fill_tiny_form(qtbot, tab, n_iters="2")
     assert tab.form.precision.currentText() == "fp32"  # the paper's, by default
+    from studio.jobs import cpu_has_bf16
+    tip = tab.form.precision.toolTip()  # says whether bf16 pays on this CPU
+    assert ("this CPU has AMX" in tip) == cpu_has_bf16() and ("this CPU has no AMX" in tip) != cpu_has_bf16()
     tab.form.precision.setCurrentText("bf16")
     qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller, timeout=60000)
