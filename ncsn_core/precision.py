@@ -6,9 +6,10 @@ import contextlib
 from pathlib import Path
 from typing import Optional
 
-# the CPU feature with which oneDNN runs bf16 convolutions faster than fp32 here: AMX tiles (measured 1.6x for the
-# paper RefineNet's training step, docs/bench/bf16-cpu-amx-2026-12-06.txt). AVX-512 BF16 alone was not enough: on such
-# a CPU bf16 autocast made the compact model's forward 5 to 16x slower (issue 9), conversions around fp32 kernels
+# the CPU feature with which oneDNN runs bf16 convolutions faster than fp32 here: AMX tiles (measured 1.92x for the
+# paper RefineNet's training step at batch 128, docs/bench/bench-cpu-2026-12-06-amx.json). AVX-512 BF16 alone was not
+# enough: on such a CPU bf16 autocast made the compact model's forward 5 to 16x slower (issue 9), conversions around
+# fp32 kernels
 CPU_BF16_FLAGS = ("amx_bf16",)
 
 

@@ -52,7 +52,8 @@ class TrainForm(QGroupBox):
         self.precision.addItems(PRECISIONS)
         self.precision.setToolTip(
             "fp32 (the paper), or bf16: the forward pass in bfloat16, weights and optimiser in fp32. Pays on GPUs "
-            "and on CPUs with AMX (the paper's RefineNet trains about 1.9x as fast on an AMX Xeon), slower on other CPUs"
+            "and on CPUs with AMX (the paper's RefineNet trains about 1.9x as fast on an AMX Xeon), slower on other "
+            "CPUs"
             + {True: ": this CPU has AMX.", False: ": this CPU has no AMX, so bf16 would be slower here.", None: "."}[
                 cpu_has_amx])
         # not part of the config: a budget for this run (ncsn train --minutes); it ends with a checkpoint
