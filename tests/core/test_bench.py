@@ -70,3 +70,11 @@ def test_bf16_rows_only_where_the_hardware_makes_bf16_pay(monkeypatch):
     assert bench.amp_modes(cpu) == [False, True]
     r = bench.train_workload("mnist-cpu", 2, "cpu", repeats=1, amp=True)  # the row itself: a bf16 step that runs
     assert r["images_per_s"] > 0
+
+
+def test_report_shows_a_bf16_row_measured_at_one_batch_only():
+    row = bench.sample_workload("mnist-cpu", 2, "cpu", budget_s=0.05)
+    res = {"device": "cpu", "quick": True, "date": "2026-12-06", "machine": bench.machine(), "matmul_gflops": 100.0,
+           "sample": {"compact": {"b64": row, "b256": row}, "compact_bf16": {"b64": row}}}
+    text = bench.format_report(res)
+    assert "compact_bf16" in text and text.count("compact ") + text.count("compact_bf16 ") >= 3
