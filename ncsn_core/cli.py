@@ -71,11 +71,14 @@ def sample_overrides(args) -> dict:
 
 def _sample_settings(args, cfg: Config, model):
     """The checkpoint config's sampler with sample_overrides(args): (SampleConfig, SamplingPlan)."""
+    from .precision import warn_if_slow
     from .sampling import resolve_for
     try:
-        return resolve_for(model, cfg.sample, **sample_overrides(args))
+        sc, pl = resolve_for(model, cfg.sample, **sample_overrides(args))
     except ConfigError as e:
         raise UserError(str(e)) from e
+    warn_if_slow(sc.precision, model.sigmas.device)
+    return sc, pl
 
 
 def _drain_with_progress(gen, total: int, desc: str, show: bool, sinks=()):
@@ -191,10 +194,9 @@ def cmd_train(args) -> int:
         except ValueError as e:
             raise UserError(str(e)) from e
         main_rank = rank == 0
-    from .precision import bf16_unsupported
-    why = bf16_unsupported(device) if cfg.train.precision == "bf16" else None
-    if why and main_rank:
-        print(f"ncsn: warning: precision bf16: {why}; --precision fp32 is faster", file=sys.stderr)
+    if main_rank:
+        from .precision import warn_if_slow
+        warn_if_slow(cfg.train.precision, device)
     try:
         with _signals_ask_stop(torchrun, main_rank) as stop_asked:
             code = _train_loop(args, cfg, run_dir, device, stop_asked,
@@ -540,6 +542,9 @@ def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None
     p.add_argument("--rho", type=float, help=f"heun: exponent of Karras et al.'s sigma schedule{config_default}")
     p.add_argument("--churn", type=float, help=f"heun: Karras et al.'s S_churn, noise added before each step "
                                                 f"(0 = the deterministic ODE){config_default}")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help=f"fp32, or bf16: the network under bfloat16 autocast, the sampler's updates in fp32; for GPUs "
+                        f"and CPUs with AMX (slower without){config_default}")
     p.add_argument("--guidance", type=float, metavar="W",
                    help=f"autoguidance weight, for a checkpoint that carries a guide (`ncsn guide`): s_guide + W (s - "
                         f"s_guide); 1 = the model alone{config_default}")

@@ -173,6 +173,9 @@ class SampleConfig:
     # autoguidance weight w (Karras et al. 2024): s_guide + w (s - s_guide), the guide a weaker model of the same data
     # that the checkpoint carries (`ncsn guide`); 1 = the model alone
     guidance: float = 1.0
+    # 'fp32', or 'bf16': the network under bfloat16 autocast, its scores and the sampler's updates in fp32
+    # (ncsn_core.sampling.Bf16); pays on GPUs and CPUs with AMX, slower on other CPUs (ncsn_core.precision)
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _check(self.sampler in SAMPLERS, f"sampler {self.sampler!r} is unknown: choose one of {', '.join(SAMPLERS)}")
@@ -196,6 +199,8 @@ class SampleConfig:
         _check(self.snr > 0, f"snr={self.snr} must be > 0")
         _check(self.rho > 0, f"rho={self.rho} must be > 0")
         _check(self.churn >= 0, f"churn={self.churn} must be >= 0 (0 = the deterministic ODE)")
+        _check(self.precision in PRECISIONS,
+               f"precision {self.precision!r} is unknown: choose one of {', '.join(PRECISIONS)}")
         _check(1.0 <= self.guidance <= 10.0, f"guidance={self.guidance} must be in [1, 10] (1 = no guidance; "
                                              f"autoguidance helps at about 1.5 to 3)")
 

@@ -456,6 +456,8 @@ def cmd_eval(args, user_error: type, sample_overrides: Callable[..., dict]) -> i
         raise user_error(str(e)) from e
     from .progress import staged
     overrides = sample_overrides(args)  # --config, --set sample.*, then the sampler flags
+    from .precision import warn_if_slow
+    warn_if_slow(overrides.get("precision", "fp32"), device)
     progress, close = staged(not args.json and not args.quiet)
     try:
         res = evaluate(args.checkpoint, n=args.n, seed=args.seed, use_ema=not args.no_ema, device=device,

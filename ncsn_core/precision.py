@@ -47,3 +47,11 @@ def bf16_unsupported(device) -> Optional[str]:
         return ("this CPU has no AMX, and without it bf16 runs slower than fp32 (benchmarks/bf16_cpu.py measures "
                 "it)")
     return None
+
+
+def warn_if_slow(precision: str, device) -> None:
+    """The command line's warning (stderr) when bf16 is asked for where it runs slower than fp32."""
+    import sys
+    why = bf16_unsupported(device) if precision == "bf16" else None
+    if why:
+        print(f"ncsn: warning: precision bf16: {why}; precision fp32 is faster", file=sys.stderr)

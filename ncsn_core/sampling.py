@@ -23,6 +23,7 @@ from typing import Callable, Generator, Iterator, Optional, Sequence, Union
 import torch
 
 from .config import ConfigError, ModelConfig, SampleConfig, check_data_mean, check_sampler
+from .precision import autocast
 
 ScoreNet = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Seed = Union[int, torch.Generator, None]
@@ -404,6 +405,23 @@ class Guided:
         return getattr(self.model, name)
 
 
+class Bf16:
+    """The network under bfloat16 autocast (SampleConfig.precision 'bf16'), its scores returned in fp32, so that the
+    sampler's own arithmetic (the Langevin and Heun updates, the guidance's extrapolation) stays fp32. Its guide,
+    where it has one, runs the same way."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        with autocast(x.device, "bf16"):
+            return self.model(x, cond).float()
+
+    def __getattr__(self, name: str):
+        value = getattr(self.model, name)
+        return Bf16(value) if name == "guide" and value is not None else value
+
+
 def sample(model, sc: SampleConfig, shape: Sequence[int], seed: Seed = 0, device=None, yield_every: Optional[int] = None,
            image: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
            ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
@@ -415,6 +433,8 @@ def sample(model, sc: SampleConfig, shape: Sequence[int], seed: Seed = 0, device
     """
     device = device or model.sigmas.device
     pl = plan(model, sc)
+    if sc.precision == "bf16":
+        model = Bf16(model)
     if sc.guidance != 1.0:
         model = Guided(model, sc.guidance)
     sig = pl.sigmas.to(device)
@@ -470,7 +490,8 @@ def describe(sc: SampleConfig, pl: SamplingPlan) -> str:
         text = (f"annealed Langevin, {ladder}, T={steps}, step_lr={sc.step_lr:g}, start {sc.init}, "
                 f"variance_correction={sc.variance_correction:g}, denoise={'on' if sc.denoise else 'off'}")
     guided = f", autoguidance w={sc.guidance:g} (each evaluation also runs the guide)" if sc.guidance != 1.0 else ""
-    return f"{text}{guided}; {pl.nfe} network evaluations per sample"
+    bf16 = ", the network in bf16" if sc.precision == "bf16" else ""
+    return f"{text}{guided}{bf16}; {pl.nfe} network evaluations per sample"
 
 
 def _noisy_known(image: torch.Tensor, mask: torch.Tensor, sigma_of, g: torch.Generator, per_call: bool):

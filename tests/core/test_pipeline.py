@@ -348,3 +348,8 @@ def test_precision_is_checked_and_bf16_without_fast_hardware_warns(tmp_path, mon
                  "--run-dir", str(tmp_path / "run")]) == 0
     assert "warning: precision bf16: this CPU has no AMX" in capsys.readouterr().err
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == "bf16"
+    ckpt = str(tmp_path / "run")  # sampling in bf16 warns alike, and says so in the grid's description
+    assert main(["sample", "--checkpoint", ckpt, "--n", "2", "--precision", "bf16", "--device", "cpu", "--quiet",
+                 "--out", str(tmp_path / "x.png")]) == 0
+    captured = capsys.readouterr()
+    assert "warning: precision bf16: this CPU has no AMX" in captured.err and "the network in bf16" in captured.out
