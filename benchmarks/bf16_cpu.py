@@ -13,13 +13,13 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from ncsn_core.config import get_preset
 from ncsn_core.losses import dsm_loss
 from ncsn_core.models import build_model
+from ncsn_core.precision import cpu_flags
 
 CONV_PROBE = ("import torch; c = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last); "
               "x = torch.rand(8, 64, 28, 28).contiguous(memory_format=torch.channels_last)\n"
@@ -27,9 +27,8 @@ CONV_PROBE = ("import torch; c = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory
 
 
 def cpu_bf16_flags() -> str:
-    try:
-        flags = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")).split()
-    except (OSError, StopIteration):
+    flags = cpu_flags()
+    if not flags:
         return "unknown (no /proc/cpuinfo)"
     have = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "avx_vnni", "avx512_vnni") if f in flags]
     return ", ".join(have) or "none of avx512f, avx512_bf16, amx_bf16 (AVX2 only)"

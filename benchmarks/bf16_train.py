@@ -27,7 +27,8 @@ def train(preset: str, dataset: str, precision: str, seed: int, n_iters: int, ba
           run_dir: Path) -> list:
     cmd = [sys.executable, "-m", "ncsn_core.cli", "train", "--preset", preset, "--dataset", dataset,
            "--precision", precision, "--seed", str(seed), "--n-iters", str(n_iters), "--batch-size", str(batch),
-           "--log-every", str(log_every), "--save-every", str(n_iters), "--preview-every", "0", "--run-dir", str(run_dir), "--quiet"]
+           "--log-every", str(log_every), "--save-every", str(n_iters), "--preview-every", "0",
+           "--run-dir", str(run_dir), "--quiet"]
     print(" ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True)
     return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
@@ -82,8 +83,9 @@ def main() -> None:
         secs[name] = step_seconds(curves[name], a.batch_size)
         print(f"{name}: {secs[name]:.3f} s/step, last loss {curves[name][-1]['loss']:.2f}", flush=True)
     res = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-           "bf16_hardware": bf16_unsupported(torch.device("cpu")) or "yes (AMX or AVX-512 BF16)",
-           "preset": a.preset, "dataset": a.dataset, "n_iters": a.n_iters, "batch_size": a.batch_size, "log_every": a.log_every,
+           "bf16_hardware": bf16_unsupported(torch.device("cpu")) or "yes (AMX)",
+           "preset": a.preset, "dataset": a.dataset, "n_iters": a.n_iters, "batch_size": a.batch_size,
+           "log_every": a.log_every,
            "step_s": secs, "bf16_speedup": secs["fp32 seed 0"] / secs["bf16 seed 0"],
            "gap_bf16_vs_fp32_same_seed": curve_gap(curves["fp32 seed 0"], curves["bf16 seed 0"]),
            "gap_fp32_seed1_vs_seed0": curve_gap(curves["fp32 seed 0"], curves["fp32 seed 1"]),
