@@ -1,5 +1,5 @@
 """The compact recipe's training step as the benchmark scripts time it: the preset's loss (its sigma sampling and
-weighting) on one fixed random batch, backward, and an Adam step (imported by the scripts beside it)."""
+weighting, its precision) on one fixed random batch, backward, and an Adam step (imported by the scripts beside it)."""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -7,6 +7,7 @@ from typing import Callable, Optional
 import torch
 
 from ncsn_core.losses import NoiseDraw, compute_loss
+from ncsn_core.precision import autocast
 
 
 def train_step(cfg, model: torch.nn.Module, batch: int = 64,
@@ -21,8 +22,9 @@ def train_step(cfg, model: torch.nn.Module, batch: int = 64,
     model.train()
 
     def step() -> float:
-        res = compute_loss(tc.loss, model, x, sigmas, tc.anneal_power, 1, draw=draw, weighting=tc.weighting,
-                           generator=torch.Generator().manual_seed(0))
+        with autocast(x.device, tc.precision):  # as training computes it: bf16 under autocast, fp32 as is
+            res = compute_loss(tc.loss, model, x, sigmas, tc.anneal_power, 1, draw=draw, weighting=tc.weighting,
+                               generator=torch.Generator().manual_seed(0))
         opt.zero_grad()
         res.loss.backward()
         opt.step()
