@@ -22,6 +22,7 @@ from .data import DataError, builtin_mnist_set, load_dataset, preprocess
 from .export import read_png_meta, save_grid
 from .resources import BUILTIN_MODEL
 from .config import SampleConfig
+from .precision import bf16_unsupported
 from .progress import Progress  # (stage: "sample" | "metrics", done, total)
 from .sampling import describe, plan, resolve_for, sample
 
@@ -204,11 +205,15 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
     label = f"n={n} samples, seed {seed}; {settings['description']}, EMA={'on' if settings['ema'] else 'off'}"
     torch_device = next(model.parameters()).device
 
+    warnings = []
+    # the precision may come from the checkpoint's own sampler, not only from a flag: judge the one that runs
+    slow = bf16_unsupported(torch_device) if sc.precision == "bf16" else None
+    if slow:
+        warnings.append(f"precision bf16: {slow}; precision fp32 is faster")
     t0 = time.perf_counter()
     x = sample_batches(model, sc, (cfg.data.channels, cfg.data.image_size, cfg.data.image_size), n, seed,
                        torch_device, batch_size, progress)
     sampling_seconds = time.perf_counter() - t0
-    warnings = []
     bad = int((~torch.isfinite(x.reshape(n, -1))).any(dim=1).sum())
     if bad:  # a diverged chain: count it, and let it score as a blank image rather than poison every figure
         warnings.append(f"{bad} of {n} samples had NaN/inf pixels (diverged chains; try a smaller step_lr); "
@@ -456,8 +461,6 @@ def cmd_eval(args, user_error: type, sample_overrides: Callable[..., dict]) -> i
         raise user_error(str(e)) from e
     from .progress import staged
     overrides = sample_overrides(args)  # --config, --set sample.*, then the sampler flags
-    from .precision import warn_if_slow
-    warn_if_slow(overrides.get("precision", "fp32"), device)
     progress, close = staged(not args.json and not args.quiet)
     try:
         res = evaluate(args.checkpoint, n=args.n, seed=args.seed, use_ema=not args.no_ema, device=device,

@@ -345,7 +345,7 @@ def test_precision_is_checked_and_bf16_without_fast_hardware_warns(tmp_path, mon
     monkeypatch.setattr("ncsn_core.precision.cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})  # no AMX
     assert main(["train", "--preset", "mnist-cpu", "--channels", "4,6,8", "--num-classes", "3", "--batch-size", "4",
                  "--n-iters", "1", "--preview-every", "0", "--precision", "bf16", "--device", "cpu", "--quiet",
-                 "--run-dir", str(tmp_path / "run")]) == 0
+                 "--set", 'sample.precision="bf16"', "--run-dir", str(tmp_path / "run")]) == 0
     assert "warning: precision bf16: this CPU has no AMX" in capsys.readouterr().err
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == "bf16"
     ckpt = str(tmp_path / "run")  # sampling in bf16 warns alike, and says so in the grid's description
@@ -353,3 +353,8 @@ def test_precision_is_checked_and_bf16_without_fast_hardware_warns(tmp_path, mon
                  "--out", str(tmp_path / "x.png")]) == 0
     captured = capsys.readouterr()
     assert "warning: precision bf16: this CPU has no AMX" in captured.err and "the network in bf16" in captured.out
+    # bf16 from the checkpoint's own sampler (its sample.precision), no flag: `ncsn eval` still says so
+    assert main(["eval", ckpt, "--n", "2", "--n-steps-each", "1", "--device", "cpu", "--quiet", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["sampler"]["precision"] == "bf16"
+    assert any("precision bf16: this CPU has no AMX" in w for w in res["warnings"])
