@@ -15,7 +15,7 @@ import json
 import os
 import platform
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -37,13 +37,19 @@ def training_wall_time(run_dir: Path, step: int, max_gap: float = 300.0) -> floa
 
 
 def _train_command(cfg, step: int) -> str:
-    """The command that trains this checkpoint's run: the preset, with the flags where the run differs from it."""
+    """The command that trains this checkpoint's run: the preset, with the flags where the run differs from it
+    (a dedicated flag where there is one, else --set train.FIELD=VALUE)."""
     preset, flags = get_preset("mnist-cpu"), []
     if cfg.model.channels != preset.model.channels:
         flags.append("--channels " + ",".join(map(str, cfg.model.channels)))
-    for flag, name in (("--lr", "lr"), ("--batch-size", "batch_size"), ("--ema-rate", "ema_rate")):
-        if getattr(cfg.train, name) != getattr(preset.train, name):
-            flags.append(f"{flag} {getattr(cfg.train, name):g}")
+    named = {"lr": "--lr", "batch_size": "--batch-size", "ema_rate": "--ema-rate", "precision": "--precision",
+             "lr_schedule": "--lr-schedule", "seed": "--seed"}
+    for f in fields(cfg.train):
+        mine, theirs = getattr(cfg.train, f.name), getattr(preset.train, f.name)
+        if f.name in ("n_iters", "save_every", "preview_every", "log_every") or mine == theirs:
+            continue
+        flags.append(f"{named[f.name]} {mine:g}" if f.name in named and isinstance(mine, float) else
+                     f"{named[f.name]} {mine}" if f.name in named else f"--set train.{f.name}={json.dumps(mine)}")
     return " ".join(["ncsn train --preset mnist-cpu", *flags, f"--n-iters {step}"])
 
 
