@@ -34,7 +34,7 @@ def fid_terms(a: np.ndarray, b: np.ndarray, weights=None) -> tuple[float, float]
     return float(d @ d), float(np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(linalg.sqrtm(cov_a @ cov_b).real))
 
 
-def null_ratios(f_train: np.ndarray, images, n: int, k: int, net) -> np.ndarray:
+def null_ratios(f_train: np.ndarray, n: int, k: int, net) -> np.ndarray:
     """FID ratio of k real sets of n training digits, each scored as `ncsn eval --seed s` scores samples (s = 0..k-1;
     the set is drawn apart from each reference draw, as a model's samples are not training digits)."""
     out = []
@@ -66,7 +66,7 @@ def main() -> None:
     lab_train, _ = M.classify(train, net)
     q = np.bincount(lab_train, minlength=10) / len(lab_train)
     if args.null:
-        r = null_ratios(f_train, train, args.n, args.null, net)
+        r = null_ratios(f_train, args.n, args.null, net)
         print(f"null: {args.null} sets of {args.n} real training digits scored as ncsn eval scores samples: FID ratio "
               f"mean {r.mean():.3f}, sd {r.std(ddof=1):.3f} (one seed), sd of a 5-seed mean {r.std(ddof=1) / 5 ** 0.5:.3f}; "
               f"share of seeds <= 1: {(r <= 1).mean():.2f}")

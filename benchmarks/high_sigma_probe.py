@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import copy
 import sys
+from pathlib import Path
 
 import torch
 
-from ncsn_core.checkpoint import load_checkpoint
+from ncsn_core.checkpoint import atomic_save, load_checkpoint, read_state
 from ncsn_core.data import load_dataset, preprocess
 from ncsn_core.evaluate import builtin_model_path
 from ncsn_core.losses import NoiseDraw, compute_loss
 
 
 def main(mu: float, sd: float, steps: int, lr: float, out: str) -> None:
-    state = torch.load(builtin_model_path(), map_location="cpu", weights_only=False)
+    state = read_state(builtin_model_path())
     ld = load_checkpoint(builtin_model_path(), device="cpu", use_ema=True)
     cfg, model = ld.config, ld.model
     ema = copy.deepcopy(model).eval()
@@ -43,7 +44,7 @@ def main(mu: float, sd: float, steps: int, lr: float, out: str) -> None:
             print(f"step {step}: loss {res.loss.item():.1f}", flush=True)
     weights = ema.state_dict()
     state["ema"] = {k: weights[k] for k in state["ema"]}
-    torch.save(state, out)
+    atomic_save(state, Path(out))
     print("wrote", out)
 
 

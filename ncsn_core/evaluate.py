@@ -22,7 +22,7 @@ from .data import DataError, builtin_mnist_set, load_dataset, preprocess
 from .export import read_png_meta, save_grid
 from .resources import BUILTIN_MODEL
 from .config import SampleConfig
-from .precision import bf16_unsupported
+from .precision import slow_precision
 from .progress import Progress  # (stage: "sample" | "metrics", done, total)
 from .sampling import describe, plan, resolve_for, sample
 
@@ -205,11 +205,9 @@ def evaluate(checkpoint: Union[str, Path, None] = None, n: int = 1000, seed: int
     label = f"n={n} samples, seed {seed}; {settings['description']}, EMA={'on' if settings['ema'] else 'off'}"
     torch_device = next(model.parameters()).device
 
-    warnings = []
     # the precision may come from the checkpoint's own sampler, not only from a flag: judge the one that runs
-    slow = bf16_unsupported(torch_device) if sc.precision == "bf16" else None
-    if slow:
-        warnings.append(f"precision bf16: {slow}; precision fp32 is faster")
+    slow = slow_precision(sc.precision, torch_device)
+    warnings = [slow] if slow else []
     t0 = time.perf_counter()
     x = sample_batches(model, sc, (cfg.data.channels, cfg.data.image_size, cfg.data.image_size), n, seed,
                        torch_device, batch_size, progress)

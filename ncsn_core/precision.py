@@ -49,9 +49,15 @@ def bf16_unsupported(device) -> Optional[str]:
     return None
 
 
+def slow_precision(precision: str, device) -> Optional[str]:
+    """The warning, without its prefix, when `precision` runs slower than fp32 on `device`; None when it does not."""
+    why = bf16_unsupported(device) if precision == "bf16" else None
+    return f"precision bf16: {why}; precision fp32 is faster" if why else None
+
+
 def warn_if_slow(precision: str, device) -> None:
     """The command line's warning (stderr) when bf16 is asked for where it runs slower than fp32."""
     import sys
-    why = bf16_unsupported(device) if precision == "bf16" else None
-    if why:
-        print(f"ncsn: warning: precision bf16: {why}; precision fp32 is faster", file=sys.stderr)
+    note = slow_precision(precision, device)
+    if note:
+        print(f"ncsn: warning: {note}", file=sys.stderr)

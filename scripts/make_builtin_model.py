@@ -48,8 +48,10 @@ def _train_command(cfg, step: int) -> str:
         mine, theirs = getattr(cfg.train, f.name), getattr(preset.train, f.name)
         if f.name in ("n_iters", "save_every", "preview_every", "log_every") or mine == theirs:
             continue
-        flags.append(f"{named[f.name]} {mine:g}" if f.name in named and isinstance(mine, float) else
-                     f"{named[f.name]} {mine}" if f.name in named else f"--set train.{f.name}={json.dumps(mine)}")
+        if f.name in named:
+            flags.append(f"{named[f.name]} {mine:g}" if isinstance(mine, float) else f"{named[f.name]} {mine}")
+        else:
+            flags.append(f"--set train.{f.name}={json.dumps(mine)}")
     return " ".join(["ncsn train --preset mnist-cpu", *flags, f"--n-iters {step}"])
 
 
