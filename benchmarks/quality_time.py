@@ -5,6 +5,9 @@ sampling wall time for sampler settings, or against training minutes for the che
     .venv/bin/python benchmarks/quality_time.py samplers resources/models/mnist-cpu.pt --n 500 \\
         --setting 'heun-18={"sampler": "heun", "num_levels": 18}' --setting 'pc-10x1={"sampler": "pc", ...}' \\
         --out docs/bench/samplers
+    # the same over several seeds (each point the mean of their figures; the FID ratio of one seed of 1,000 samples
+    # has a spread of about 0.2 even for real digits, docs/bench/fid-anatomy.txt)
+    .venv/bin/python benchmarks/quality_time.py samplers resources/models/mnist-cpu.pt --n 1000 --seeds 0,1,2,3,4 ...
     # (b) training recipes: every k-th checkpoint of each run folder, sampled with the run's own default sampler
     #     (or --sampler JSON for the continuous-sigma runs), plotted against steps and quiet-machine minutes
     .venv/bin/python benchmarks/quality_time.py training runs/A runs/B --n 500 --every 2 --out docs/bench/training
@@ -27,11 +30,22 @@ from ncsn_core.evaluate import evaluate  # noqa: E402
 FIGURES = ("fid_classifier", "fid_real_vs_real", "fid_ratio", "class_entropy_nats", "max_class_fraction",
            "mean_confidence", "share_confidence_below_0.9", "share_confidence_below_0.5", "ink_ratio",
            "sampling_seconds")
+# the memorisation check (ncsn eval's nearest training digit), where the evaluation made it
+COPYING = ("nn_distance_median", "nn_distance_median_real", "share_closer_than_real_p1", "share_closer_than_real_p5")
 
 
 def _row(res: dict, **extra) -> dict:
     return {**extra, "n": res["n"], "seed": res["seed"], "label": res["label"], "nfe": res["sampler"]["nfe"],
-            **{k: res[k] for k in FIGURES}}
+            **{k: res[k] for k in FIGURES}, **{k: res[k] for k in COPYING if k in res}}
+
+
+def _means(rows: list) -> list:
+    """One row per setting: the mean of its seeds' figures (seeds listed), for the plot."""
+    out = {}
+    for r in rows:
+        out.setdefault(r["name"], []).append(r)
+    return [{**group[0], "seeds": [r["seed"] for r in group],
+             **{k: sum(r[k] for r in group) / len(group) for k in FIGURES}} for group in out.values()]
 
 
 def _load(out: Path) -> list:
@@ -58,18 +72,19 @@ def run_minutes(run: Path) -> dict:
 
 def cmd_samplers(args) -> dict:
     rows = _load(args.out)
-    done = {r["name"] for r in rows}
+    done = {(r["name"], r["seed"]) for r in rows}
     for text in args.setting:
         name, _, js = text.partition("=")
-        if name in done:
-            continue
-        overrides = json.loads(js)
-        res = evaluate(args.checkpoint, n=args.n, seed=args.seed, batch_size=args.batch_size, loss_per_level=False,
-                       **overrides)
-        rows.append(_row(res, name=name, overrides=overrides))
-        print(f"{name}: {res['sampling_seconds']:.1f} s, FID ratio {res['fid_ratio']:.2f}, "
-              f"confidence {res['mean_confidence']:.3f}", flush=True)
-        _save(args.out, rows, {"kind": "samplers", "checkpoint": str(args.checkpoint)})
+        for seed in args.seeds:
+            if (name, seed) in done:
+                continue
+            overrides = json.loads(js)
+            res = evaluate(args.checkpoint, n=args.n, seed=seed, batch_size=args.batch_size, loss_per_level=False,
+                           **overrides)
+            rows.append(_row(res, name=name, overrides=overrides))
+            print(f"{name} seed {seed}: {res['sampling_seconds']:.1f} s, FID ratio {res['fid_ratio']:.2f}, "
+                  f"confidence {res['mean_confidence']:.3f}", flush=True)
+            _save(args.out, rows, {"kind": "samplers", "checkpoint": str(args.checkpoint)})
     return {"kind": "samplers", "checkpoint": str(args.checkpoint), "rows": rows}
 
 
@@ -102,7 +117,7 @@ def plot(data: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
-    rows = data["rows"]
+    rows = _means(data["rows"]) if data["kind"] == "samplers" else data["rows"]
     panels = [("fid_ratio", "FID / real-vs-real FID (1 = as close as two real sets)"),
               ("mean_confidence", "mean classifier confidence"),
               ("share_confidence_below_0.9", "share of samples with confidence < 0.9"),
@@ -122,7 +137,10 @@ def plot(data: dict, out: Path) -> None:
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel(f"sampling wall time for n={n} samples (s, log scale)")
             ax.set_title(title, fontsize=9)
-        fig.suptitle(f"Sampler settings on {Path(data['checkpoint']).name}: quality (n={n}) against sampling time")
+        seeds = sorted({s for r in rows for s in r["seeds"]})
+        over = f", mean of seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else f", seed {seeds[0]}"
+        fig.suptitle(f"Sampler settings on {Path(data['checkpoint']).name}: quality (n={n}{over}) against sampling "
+                     f"time")
     else:
         runs = sorted({r["run"] for r in rows})
         step_s = data.get("quiet_step_s")
@@ -154,6 +172,8 @@ def main() -> None:
     s = sub.add_parser("samplers")
     s.add_argument("checkpoint", type=Path)
     s.add_argument("--setting", action="append", required=True, metavar="NAME=JSON")
+    s.add_argument("--seeds", type=lambda t: [int(v) for v in t.split(",")], help="several seeds: 0,1,2,3,4 "
+                   "(each point of the plot their mean; default: --seed)")
     t = sub.add_parser("training")
     t.add_argument("runs", nargs="+", type=Path)
     t.add_argument("--every", type=int, default=1, help="every k-th checkpoint")
@@ -166,6 +186,8 @@ def main() -> None:
         p.add_argument("--out", type=Path, required=True, help="path without suffix: writes OUT.json and OUT.png")
         p.add_argument("--plot-only", action="store_true")
     args = ap.parse_args()
+    if args.kind == "samplers" and not args.seeds:
+        args.seeds = [args.seed]
     t0 = time.perf_counter()
     if args.plot_only:
         data = json.loads(args.out.with_suffix(".json").read_text())

@@ -290,7 +290,8 @@ def cmd_sample(args) -> int:
     if cfg.model.arch == "mlp":
         raise UserError("this checkpoint is a 2-D toy model: use `ncsn toy` for it")
     sc, pl = _sample_settings(args, cfg, ld.model)
-    s = {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe}
+    s = {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe,
+         "exact_evaluations": pl.n_exact, "description": describe(sc, pl)}
     shape = (args.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     t0 = time.perf_counter()
     gen = sample(ld.model, sc, shape, seed=args.seed, device=device)
@@ -327,7 +328,7 @@ def _read_inpaint_inputs(args, channels: int, size: int) -> tuple[torch.Tensor, 
 
 def cmd_inpaint(args) -> int:
     import dataclasses
-    from .sampling import sample
+    from .sampling import describe, sample
     device = _device(args)
     ld = _load(args.checkpoint, device, use_ema=not args.no_ema)
     cfg = ld.config
@@ -336,7 +337,8 @@ def cmd_inpaint(args) -> int:
     if orig != (size, size) and not args.json:
         print(f"note: resized the {orig[0]}x{orig[1]} image and mask to the model's {size}x{size}", file=sys.stderr)
     sc, pl = _sample_settings(args, cfg, ld.model)
-    s = {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe}
+    s = {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe,
+         "exact_evaluations": pl.n_exact, "description": describe(sc, pl)}
     images = image[None].expand(args.n, -1, -1, -1).to(device)
     gen = sample(ld.model, sc, images.shape, seed=args.seed, device=device, image=images, mask=mask[None].to(device))
     x = _drain_with_progress(gen, pl.total_steps, "inpaint", not args.json and not args.quiet)
@@ -548,6 +550,10 @@ def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None
     p.add_argument("--guidance", type=float, metavar="W",
                    help=f"autoguidance weight, for a checkpoint that carries a guide (`ncsn guide`): s_guide + W (s - "
                         f"s_guide); 1 = the model alone{config_default}")
+    p.add_argument("--exact-above", type=float, metavar="SIGMA",
+                   help=f"for sigma > SIGMA, the exact score of the model's own training images smoothed by sigma "
+                        f"in place of the network (steers the chain to the data's classes at large sigma; needs the "
+                        f"training images on this machine); 0 = the network everywhere{config_default}")
     p.add_argument("--step-lr", type=float,
                    help=f"epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (Alg. 1 notation){config_default}")
     p.add_argument("--n-steps-each", type=_steps_list,

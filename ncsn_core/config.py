@@ -176,6 +176,9 @@ class SampleConfig:
     # 'fp32', or 'bf16': the network under bfloat16 autocast, its scores and the sampler's updates in fp32
     # (ncsn_core.sampling.Bf16); pays on GPUs and CPUs with AMX, slower on other CPUs (ncsn_core.precision)
     precision: str = "fp32"
+    # for sigma > exact_above the score is the exact score of the model's own training images smoothed by sigma,
+    # in place of the network (ncsn_core.empirical); 0 = the network at every sigma
+    exact_above: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.sampler in SAMPLERS, f"sampler {self.sampler!r} is unknown: choose one of {', '.join(SAMPLERS)}")
@@ -201,6 +204,7 @@ class SampleConfig:
         _check(self.churn >= 0, f"churn={self.churn} must be >= 0 (0 = the deterministic ODE)")
         _check(self.precision in PRECISIONS,
                f"precision {self.precision!r} is unknown: choose one of {', '.join(PRECISIONS)}")
+        _check(self.exact_above >= 0, f"exact_above={self.exact_above} must be >= 0 (0 = the network at every sigma)")
         _check(1.0 <= self.guidance <= 10.0, f"guidance={self.guidance} must be in [1, 10] (1 = no guidance; "
                                              f"autoguidance helps at about 1.5 to 3)")
 

@@ -307,7 +307,7 @@ def _settings(ld, batch_size: int, base: SampleConfig, overrides: dict) -> tuple
         raise M.MetricsError(str(e)) from e
     sig = [float(f"{v:.6g}") for v in pl.sigmas.tolist()]
     out = {**dataclasses.asdict(sc), "n_steps_each": sc.n_steps_each, "L": len(sig), "sigmas": sig,
-           "sigma_begin": sig[0], "sigma_end": sig[-1], "nfe": pl.nfe, "ema": ld.used_ema,
+           "sigma_begin": sig[0], "sigma_end": sig[-1], "nfe": pl.nfe, "exact_evaluations": pl.n_exact, "ema": ld.used_ema,
            "batch_size": int(batch_size), "description": describe(sc, pl)}
     return sc, out
 

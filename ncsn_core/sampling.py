@@ -23,6 +23,7 @@ from typing import Callable, Generator, Iterator, Optional, Sequence, Union
 import torch
 
 from .config import ConfigError, ModelConfig, SampleConfig, check_data_mean, check_sampler
+from .empirical import ExactAbove, training_images
 from .precision import autocast
 
 ScoreNet = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -348,10 +349,12 @@ def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: 
 @dataclass(frozen=True)
 class SamplingPlan:
     """What a SampleConfig runs on a model: the sampling ladder (descending), the number of states the
-    generator reports in all (for progress bars), and the network evaluations per sample (for cost)."""
+    generator reports in all (for progress bars), the network evaluations per sample (for cost) and the score
+    evaluations that take the exact training-set score instead (SampleConfig.exact_above)."""
     sigmas: torch.Tensor
     total_steps: int
     nfe: int
+    n_exact: int = 0
 
 
 def plan(model, sc: SampleConfig) -> SamplingPlan:
@@ -366,13 +369,25 @@ def plan(model, sc: SampleConfig) -> SamplingPlan:
                           f"(set sigma_begin above sigma_end)")
     if sc.sampler == "heun":
         sig = karras_sigmas(top, bottom, n, sc.rho)
-        return SamplingPlan(sig, n, 2 * n - 1)
-    from .noise import geometric_sigmas
-    sig = geometric_sigmas(top, bottom, n) if sc.custom_ladder() else ms
+        total = n
+    else:
+        from .noise import geometric_sigmas
+        sig = geometric_sigmas(top, bottom, n) if sc.custom_ladder() else ms
+        total = sum(sc.steps_per_level(len(sig))) + (len(sig) if sc.sampler == "pc" else 0)
+    evals = _evaluation_sigmas(sc, sig.tolist())
+    n_exact = sum(t > sc.exact_above for t in evals) if sc.exact_above > 0 else 0
+    return SamplingPlan(sig, total, len(evals) - n_exact, n_exact)
+
+
+def _evaluation_sigmas(sc: SampleConfig, sig: Sequence[float]) -> list:
+    """The sigma of every score evaluation `sc` makes on the ladder `sig`, in order (what the chains evaluate)."""
+    if sc.sampler == "heun":
+        gamma = min(sc.churn / len(sig), 2 ** 0.5 - 1)  # as _heun_chain: each step starts at the raised sigma
+        return [v for i, t in enumerate(sig) for v in ([t * (1 + gamma)] + ([sig[i + 1]] if i + 1 < len(sig) else []))]
     steps = sc.steps_per_level(len(sig))
-    if sc.sampler == "pc":
-        return SamplingPlan(sig, sum(steps) + len(sig), sum(steps) + len(sig))
-    return SamplingPlan(sig, sum(steps), sum(steps) + int(sc.denoise))
+    extra = 1 if sc.sampler == "pc" else 0  # pc: the predictor step after the corrector steps
+    out = [t for t, k in zip(sig, steps) for _ in range(k + extra)]
+    return out + ([sig[-1]] if sc.sampler == "annealed_langevin" and sc.denoise else [])
 
 
 def check_sampler_for(model, sc: SampleConfig) -> None:
@@ -384,6 +399,9 @@ def check_sampler_for(model, sc: SampleConfig) -> None:
         raise ConfigError(f"guidance={sc.guidance:g} needs a guide model inside the checkpoint (autoguidance) and this "
                           f"one has none: sample with guidance 1 (--guidance 1), or embed a guide, e.g. an early "
                           f"checkpoint of the same run, with `ncsn guide CHECKPOINT --guide EARLY.pt --out FILE.pt`")
+    if sc.exact_above > 0 and getattr(model, "data_config", None) is None:
+        raise ConfigError("exact_above needs to know the model's training images (a model loaded from a checkpoint "
+                          "or built by build_model does): sample with exact_above 0")
 
 
 class Guided:
@@ -437,6 +455,8 @@ def sample(model, sc: SampleConfig, shape: Sequence[int], seed: Seed = 0, device
         model = Bf16(model)
     if sc.guidance != 1.0:
         model = Guided(model, sc.guidance)
+    if sc.exact_above > 0:
+        model = ExactAbove(model, training_images(model.data_config), sc.exact_above)
     sig = pl.sigmas.to(device)
     steps = None if sc.sampler == "heun" else sc.steps_per_level(len(sig))
     every = yield_every or (1 if steps is None else max(1, max(steps) // 4))
@@ -491,7 +511,9 @@ def describe(sc: SampleConfig, pl: SamplingPlan) -> str:
                 f"variance_correction={sc.variance_correction:g}, denoise={'on' if sc.denoise else 'off'}")
     guided = f", autoguidance w={sc.guidance:g} (each evaluation also runs the guide)" if sc.guidance != 1.0 else ""
     bf16 = ", the network in bf16" if sc.precision == "bf16" else ""
-    return f"{text}{guided}{bf16}; {pl.nfe} network evaluations per sample"
+    exact = (f", the training images' exact score above sigma {sc.exact_above:g} ({pl.n_exact} evaluations)"
+             if sc.exact_above > 0 else "")
+    return f"{text}{guided}{bf16}{exact}; {pl.nfe} network evaluations per sample"
 
 
 def _noisy_known(image: torch.Tensor, mask: torch.Tensor, sigma_of, g: torch.Generator, per_call: bool):

@@ -183,6 +183,9 @@ class LevelSubset:
         self.sigmas = model.sigmas[self.index]
         self.continuous = getattr(model, "continuous", False)
         self.data_mean = getattr(model, "data_mean", None)
+        self.data_config = getattr(model, "data_config", None)  # for the exact large-sigma score
+        guide = getattr(model, "guide", None)  # the autoguidance guide shares the model's ladder
+        self.guide = LevelSubset(guide, levels) if guide is not None else None
 
     def __call__(self, x, cond):
         return self.model(x, cond if cond.is_floating_point() else self.index[cond])

@@ -46,6 +46,10 @@ STEP_LR_TIP = ("\u03b5 in Alg. 1: \u03b1_i = \u03b5\u00b7\u03c3_i\u00b2/\u03c3_L
 GUIDANCE_TIP = ("Autoguidance (Karras et al. 2024): the score s_guide + w\u00b7(s \u2212 s_guide), the guide a weaker "
                 "model of the same data that the checkpoint carries (`ncsn guide`). 1 = the model alone; larger w "
                 "gives cleaner, more typical digits and, past about 2, less variety. Each step runs both networks.")
+EXACT_TIP = ("For \u03c3 above this value the score is the exact score of the model's own training images smoothed by "
+             "\u03c3, in place of the network (and its guide): at large \u03c3 it spreads over many images and steers "
+             "the chain to the data's class shares; the network draws the details below. Needs the training images "
+             "on this machine. 0 = the network at every \u03c3.")
 ALPHA = "\u03b1_i = \u03b5\u00b7\u03c3_i\u00b2/\u03c3_L\u00b2"
 # the SampleConfig fields each sampler reads (init and the ladder: all of them)
 USES = {"annealed_langevin": {"step_lr", "n_steps_each", "variance_correction", "denoise"},
@@ -70,8 +74,8 @@ def _reason(check, *args) -> Optional[str]:
 
 
 class SamplerForm(QGroupBox):
-    """n, seed, the sampler and its fields (\u03b5, T, \u03ba, denoise; T, snr; \u03c1), the chain's start, the
-    sampling ladder, and EMA weights when `ema`.
+    """n, seed, the sampler and its fields (\u03b5, T, \u03ba, denoise; T, snr; \u03c1), guidance, the exact
+    large-\u03c3 score, the chain's start, the sampling ladder, and EMA weights when `ema`.
 
     `load(sample, has_data_mean, has_ema, model)` fills it with a model's own SampleConfig (`model`: its
     ModelConfig; level-conditioned when None, so Heun and another ladder are offered only for conditioning='sigma');
@@ -106,6 +110,8 @@ class SamplerForm(QGroupBox):
         self.churn_edit.setToolTip("S_churn (Karras et al. 2022, Alg. 2): noise raises \u03c3 before each step so the "
                                    "chain can correct the model's errors; 0 = the deterministic ODE")
         self.guidance_edit = NumberEdit("guidance", d.guidance, float)
+        self.exact_edit = NumberEdit("exact_above", d.exact_above, float)
+        self.exact_edit.setToolTip(EXACT_TIP)
         self.init_combo = self._combo(INITS, INIT_CHOICES)
         self.kappa_spin = QDoubleSpinBox()
         self.kappa_spin.setRange(0.0, 1.0)
@@ -132,6 +138,7 @@ class SamplerForm(QGroupBox):
         self.rows.addRow("\u03c1 (rho)", self.rho_edit)
         self.rows.addRow("churn", self.churn_edit)
         self.rows.addRow("Guidance w", self.guidance_edit)
+        self.rows.addRow("Exact score above \u03c3", self.exact_edit)
         self.rows.addRow("Start", self.init_combo)
         self.rows.addRow("Variance correction \u03ba", self.kappa_spin)
         self.rows.addRow(self.denoise_box)
@@ -143,7 +150,7 @@ class SamplerForm(QGroupBox):
         self.rows.addRow(self.warning)
 
         for edit in (self.n_edit, self.seed_edit, self.step_lr_edit, self.steps_edit, self.snr_edit, self.rho_edit,
-                     self.churn_edit, self.guidance_edit):
+                     self.churn_edit, self.guidance_edit, self.exact_edit):
             edit.textChanged.connect(self._on_edited)
         self.sampler_combo.currentIndexChanged.connect(self._on_edited)
         self.init_combo.currentIndexChanged.connect(self._on_edited)
@@ -187,6 +194,7 @@ class SamplerForm(QGroupBox):
         self.snr_edit.set_value(sample.snr)
         self.rho_edit.set_value(sample.rho)
         self.churn_edit.set_value(sample.churn)
+        self.exact_edit.set_value(sample.exact_above)
         self.denoise_box.setChecked(bool(sample.denoise))
         self.kappa_spin.setValue(float(sample.variance_correction))
         self.ladder.load(sample.num_levels, sample.sigma_begin, sample.sigma_end)
@@ -208,7 +216,9 @@ class SamplerForm(QGroupBox):
                 "variance_correction": self.kappa_spin.value}
         given = {k: (f() if k in uses else getattr(self._loaded, k)) for k, f in read.items()}
         cfg = SampleConfig(sampler=self.sampler(), init=str(self.init_combo.currentData()), **given,
-                           guidance=self.guidance_edit.value() if self._has_guide else 1.0, **self.ladder.values())
+                           guidance=self.guidance_edit.value() if self._has_guide else 1.0,
+                           exact_above=self.exact_edit.value(), precision=self._loaded.precision,
+                           **self.ladder.values())
         check_sampler(cfg, self._model)
         check_data_mean(cfg.init, self._has_data_mean)
         if self._ladder:

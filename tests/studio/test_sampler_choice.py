@@ -292,3 +292,17 @@ def test_the_guidance_weight_is_offered_only_with_a_guide_and_runs(qtbot, sample
     assert not np.allclose(np.asarray(images["3"]), np.asarray(images["1"]))
     set_text(qtbot, form.guidance_edit, "0.5")                 # the engine's range, shown on the run bar
     assert "guidance=0.5 must be in [1, 10]" in sample_tab.run_bar.problem()
+
+
+def test_the_exact_large_sigma_score_is_a_form_field_and_runs(qtbot, sample_tab, tiny_sigma_checkpoint):
+    form = sample_tab.form
+    _load(qtbot, sample_tab, tiny_sigma_checkpoint)
+    assert form.exact_edit.text() == "0" and "training images" in form.exact_edit.toolTip()
+    set_text(qtbot, form.n_edit, "2")
+    set_text(qtbot, form.exact_edit, "1.5")
+    assert form.sample_config().exact_above == 1.5
+    _run(qtbot, sample_tab)
+    assert sample_tab.result.meta["exact_above"] == 1.5
+    assert "exact score above sigma 1.5" in sample_tab.run_bar.status.text()
+    set_text(qtbot, form.exact_edit, "-1")                    # the engine's range, shown on the run bar
+    assert "exact_above=-1" in sample_tab.run_bar.problem()
