@@ -92,7 +92,8 @@ def _dsm_images(held: torch.Tensor, cfg, device, seed: int) -> torch.Tensor:
 def memorisation(x: torch.Tensor, train, held: Optional[torch.Tensor], device,
                  neighbours: Union[str, Path, None] = None, meta: Optional[dict] = None) -> dict:
     """The paper's memorisation check: each sample's L2 distance (pixels in [0, 1]) to its nearest training
-    image, beside the same distance for held-out reals that were never trained on.
+    image, beside the same distance for held-out reals that were never trained on and for training images to the
+    other training images (leave-one-out: fresh digits of the training distribution).
 
     x: samples (n, C, H, W); train: the image set the run trained on; held: unseen real images or None.
     neighbours: a PNG path for the grid of the first NN_ROWS samples | their NN_K nearest training images
@@ -104,7 +105,7 @@ def memorisation(x: torch.Tensor, train, held: Optional[torch.Tensor], device,
     dist, idx = M.nearest_neighbours(x.to(device), train, k=min(NN_K, len(train)))
     d_real = None if held is None else M.nearest_neighbours(held.to(device), train, k=1)[0][:, 0].cpu().numpy()
     d = dist[:, 0].cpu().numpy()
-    out = {**M.memorisation_figures(d, d_real), "nn_distances": [round(float(v), 4) for v in d],
+    out = {**M.memorisation_figures(d, d_real, M.training_loo_distances(train)), "nn_distances": [round(float(v), 4) for v in d],
            "nn_n_train": len(train), "nn_n_real": None if d_real is None else len(d_real), "neighbours_png": None}
     if neighbours is not None:
         out["neighbours_png"] = str(save_neighbour_grid(neighbours, x, train, dist.cpu(), idx.cpu(), meta))
@@ -425,12 +426,16 @@ def _memorisation_lines(r: dict, row: str) -> list:
         return []
     n, m = r["n"], r["nn_n_real"]
     real = lambda key, text: (f"{r[key]:.3f} {text}" if r[key] is not None else "no unseen reals")  # noqa: E731
+
+    def loo(stat: str) -> str:  # training images to the other training images: fresh digits of their distribution
+        v = r.get(f"nn_distance_{stat}_train")
+        return "" if v is None else f"; {v:.3f} training images, leave-one-out"
     lines = ["", f"  memorisation: L2 distance (pixels in [0, 1]) to the nearest of {r['nn_reference']} "
                  f"({r['nn_seconds']:.1f} s)",
              row.format(f"median NN distance (n={n})", f"{r['nn_distance_median']:.3f}",
-                        real("nn_distance_median_real", f"held-out reals (n={m})")),
+                        real("nn_distance_median_real", f"held-out reals (n={m})") + loo("median")),
              row.format(f"5th percentile NN distance (n={n})", f"{r['nn_distance_p5']:.3f}",
-                        real("nn_distance_p5_real", f"held-out reals (n={m})")),
+                        real("nn_distance_p5_real", f"held-out reals (n={m})") + loo("p5")),
              row.format(f"smallest NN distance (n={n})", f"{r['nn_distance_min']:.3f}",
                         real("nn_distance_p1_real", f"1st percentile of held-out reals (n={m})"))]
     if r["share_closer_than_real_p1"] is not None:

@@ -276,16 +276,29 @@ def nearest_neighbours(queries: torch.Tensor, reference, k: int = 1,
 
 MEMORISATION_FIGURES = ("nn_distance_median", "nn_distance_p5", "nn_distance_min", "nn_distance_median_real",
                         "nn_distance_p5_real", "nn_distance_p1_real", "share_closer_than_real_p1",
-                        "share_closer_than_real_p5")
+                        "share_closer_than_real_p5", "nn_distance_median_train", "nn_distance_p5_train")
 
 
-def memorisation_figures(d_samples: np.ndarray, d_real: Optional[np.ndarray]) -> dict:
+def training_loo_distances(train, n: int = 1000) -> np.ndarray:
+    """Each of n evenly spaced training images' distance to its nearest *other* training image (leave-one-out):
+    where a fresh digit of the training distribution would sit. The held-out reals can sit farther (the built-in
+    ones are the end of MNIST's test split, harder digits by other writers than its first half), so samples
+    closer than they are need not be copies; closer than this too, they are pulled toward the training images."""
+    idx = torch.linspace(0, len(train) - 1, min(n, len(train))).round().long().unique()
+    get = train.get_batch if hasattr(train, "get_batch") else train.__getitem__
+    dist = nearest_neighbours(get(idx), train, k=2)[0]
+    return dist[:, 1].cpu().numpy()  # [:, 0] is the image itself (0)
+
+
+def memorisation_figures(d_samples: np.ndarray, d_real: Optional[np.ndarray],
+                         d_train: Optional[np.ndarray] = None) -> dict:
     """Summaries of nearest-training-image distances: samples beside held-out real images (never trained on).
 
     d_samples: (n,) each sample's distance to its nearest training image; d_real: (n_real,) the same for
     held-out reals, or None. A model that copies puts samples closer to the training set than real unseen
     images are: share_closer_than_real_p1 is the share of samples nearer than the held-out 1st percentile
     ("possible copies"; about 0.01 if samples sit like unseen reals). Real-based keys are None without d_real.
+    d_train: training_loo_distances, for the *_train keys (None: they are None).
     """
     d = np.asarray(d_samples, np.float64)
     out = {**dict.fromkeys(MEMORISATION_FIGURES), "nn_distance_median": float(np.median(d)),
@@ -295,6 +308,9 @@ def memorisation_figures(d_samples: np.ndarray, d_real: Optional[np.ndarray]) ->
         p1, p5 = float(np.percentile(r, 1)), float(np.percentile(r, 5))
         out.update(nn_distance_median_real=float(np.median(r)), nn_distance_p5_real=p5, nn_distance_p1_real=p1,
                    share_closer_than_real_p1=float((d < p1).mean()), share_closer_than_real_p5=float((d < p5).mean()))
+    if d_train is not None:
+        t = np.asarray(d_train, np.float64)
+        out.update(nn_distance_median_train=float(np.median(t)), nn_distance_p5_train=float(np.percentile(t, 5)))
     return out
 
 

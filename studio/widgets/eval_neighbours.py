@@ -22,6 +22,8 @@ def memorisation_summary(result: Dict[str, Any]) -> str:
     if result.get("nn_distance_median_real") is None:
         return text + "; no unseen real images to compare with."
     share = result["share_closer_than_real_p1"]
+    loo = result.get("nn_distance_median_train")
+    text += "" if loo is None else f", {loo:.2f} for training images to the other training images"
     return (text + f", {result['nn_distance_median_real']:.2f} for {result['nn_n_real']} held-out reals. "
                    f"Possible copies (closer than 99 % of the held-out reals, < {result['nn_distance_p1_real']:.2f}): "
                    f"{round(share * n)} of {n}; about 1 % if samples sit like unseen images.")

@@ -31,6 +31,9 @@ FIGURES = {
                            "over samples. Far below the held-out reals' value would mean copying."),
     "nn_distance_median_real": ("NN distance, held-out reals (median)",
                                 "The same distance for real images the model never trained on."),
+    "nn_distance_median_train": ("NN distance, training images leave-one-out (median)",
+                                 "Each of 1,000 training images to the nearest other one: where a fresh digit of the "
+                                 "training distribution sits (the held-out reals are harder digits and sit farther)."),
     "share_closer_than_real_p1": ("Possible copies (share)",
                                   "Share of samples closer to a training image than 99 % of held-out real images are; "
                                   "about 0.01 if samples sit like unseen reals."),

@@ -51,6 +51,17 @@ def test_an_exact_copy_has_distance_zero_and_is_flagged():
     assert M.memorisation_figures(dist[:, 0].numpy(), None)["share_closer_than_real_p1"] is None
 
 
+def test_the_leave_one_out_baseline_is_each_training_image_to_its_nearest_other_one():
+    train = _random_set(50, 3)
+    x = train.get_batch(torch.arange(50)).flatten(1).double()
+    brute = torch.cdist(x, x) + torch.diag(torch.full((50,), float("inf"), dtype=torch.float64))
+    d = M.training_loo_distances(train, n=50)
+    assert np.allclose(d, brute.min(1).values.numpy(), atol=1e-5) and (d > 0).all()  # never the image itself
+    assert len(M.training_loo_distances(train, n=10)) == 10
+    fig = M.memorisation_figures(d[:5], None, d)
+    assert fig["nn_distance_median_train"] == pytest.approx(float(np.median(d)))
+
+
 def test_mismatched_shapes_are_one_clear_error():
     with pytest.raises(M.MetricsError, match="differ"):
         M.nearest_neighbours(torch.rand(2, 1, 5, 5), _random_set(10, 0))
@@ -99,6 +110,7 @@ def test_eval_report_has_the_memorisation_section(tiny_checkpoint, capsys):
     out = capsys.readouterr().out
     assert "memorisation: L2 distance" in out and "the 9000 training images of mnist-builtin" in out
     assert "median NN distance (n=6)" in out and "held-out reals (n=1000)" in out
+    assert "training images, leave-one-out" in out
     assert "share closer than real p1 (n=6)" in out and "neighbours grid" not in out
 
 
