@@ -406,6 +406,38 @@ def cmd_average(args) -> int:
     return 0
 
 
+def cmd_set_sampler(args) -> int:
+    """Write a copy of a checkpoint whose default sampler (config.sample) has the given flags laid over it, checked
+    against its model: what `ncsn sample`, `ncsn eval` and the studio then run by default. The previous defaults
+    stay in its extra["sampler_history"]."""
+    import dataclasses
+    from .checkpoint import atomic_save, load_checkpoint, read_state
+    from .sampling import describe, resolve_for
+    out = Path(args.out)
+    if out.suffix != ".pt":
+        raise UserError(f"--out {out}: name a .pt file for the checkpoint with the new sampler defaults")
+    overrides = sample_overrides(args)
+    if not overrides:
+        raise UserError("no sampler setting given: name what to change, e.g. --exact-above 1.5 or --num-levels 16")
+    state = read_state(Path(args.checkpoint))
+    ld = load_checkpoint(Path(args.checkpoint))
+    try:
+        sc, pl = resolve_for(ld.model, ld.config.sample, **overrides)
+    except ConfigError as e:
+        raise UserError(str(e)) from e
+    old = state["config"]["sample"]
+    state["config"] = dataclasses.replace(ld.config, sample=sc).to_dict()
+    extra = state.setdefault("extra", {}) or {}
+    extra["sampler_history"] = [*extra.get("sampler_history", []), {"before": old, "changed": overrides}]
+    state["extra"] = extra
+    state.pop("_path", None)
+    atomic_save(state, out)
+    _emit(args, {"out": str(out), "step": int(state["step"]), "changed": overrides, "sample": state["config"]["sample"],
+                 "description": describe(sc, pl)},
+          f"{out}: step {state['step']}, samples by default with {describe(sc, pl)}")
+    return 0
+
+
 def cmd_guide(args) -> int:
     from .checkpoint import atomic_save, embed_guide, read_state
     out = Path(args.out)
@@ -528,11 +560,13 @@ def _train_config_flags(p: argparse.ArgumentParser) -> None:
                    help="let torchvision download the data set (needs a network)")
 
 
-def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None:
-    """The sampler flags shared by sample, inpaint and eval (None = the checkpoint config's)."""
+def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "", run: bool = True) -> None:
+    """The sampler flags shared by sample, inpaint, eval and set-sampler (None = the checkpoint config's); `run`
+    adds those of one run (--seed, --no-ema)."""
     from .config import SAMPLERS
     _config_file_flags(p, "the sampler (only its `sample` section: the model is the checkpoint's)")
-    p.add_argument("--seed", type=int, default=0)
+    if run:
+        p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampler", choices=SAMPLERS,
                    help="annealed_langevin (the paper's Alg. 1), pc (predictor-corrector), heun (probability-flow ODE, "
                         f"continuous-sigma models){config_default}")
@@ -561,7 +595,8 @@ def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "") -> None
     p.add_argument("--denoise", dest="denoise", action="store_true", default=None,
                    help=f"final step x + sigma_L^2 s(x, sigma_L){config_default}")
     p.add_argument("--no-denoise", dest="denoise", action="store_false")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
+    if run:
+        p.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
     p.add_argument("--init", choices=INITS,
                    help="start of the chain: uniform in [0, 1) (the paper), N(0, sigma_1^2 I), or N(data mean, "
                         f"sigma_1^2 I){config_default}")
@@ -663,6 +698,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "not resume)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object to stdout")
     p.set_defaults(func=cmd_guide)
+
+    p = sub.add_parser("set-sampler", help="write a copy of a checkpoint with new default sampler settings (what "
+                                           "sample, eval and the studio run unless told otherwise)")
+    p.add_argument("checkpoint", help="checkpoint .pt or run folder (its newest)")
+    _sampler_flags(p, run=False)
+    p.add_argument("--out", required=True, help="the checkpoint with the new defaults, a .pt file (may be the input: "
+                                                "it is replaced atomically; the old defaults stay in its history)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object to stdout")
+    p.set_defaults(func=cmd_set_sampler)
 
     p = sub.add_parser("info", help="architecture, parameters, FLOPs, config and step of a checkpoint or preset")
     p.add_argument("path", nargs="?", help="checkpoint .pt or run folder (default: the built-in MNIST model)")

@@ -151,3 +151,28 @@ def test_inpainting_with_the_exact_score_keeps_the_known_pixels_and_completes_fr
     x = drain(sample(model, sc, image.shape, seed=0, image=image, mask=mask))
     assert torch.allclose(x[..., :3, :], image[..., :3, :], atol=1e-6)
     assert torch.allclose(x[..., 3:, :], image[..., 3:, :], atol=2e-2)
+
+
+def test_set_sampler_bakes_new_defaults_into_a_copy_and_keeps_the_old_ones(tmp_path, capsys):
+    from ncsn_core.checkpoint import load_checkpoint, read_state
+    from ncsn_core.cli import main
+    from ncsn_core.evaluate import builtin_model_path
+    out = tmp_path / "m.pt"
+    before = load_checkpoint(builtin_model_path()).config.sample
+    assert main(["set-sampler", str(builtin_model_path()), "--exact-above", "2.5", "--num-levels", "10",
+                 "--out", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["changed"] == {"exact_above": 2.5, "num_levels": 10} and "above sigma 2.5" in res["description"]
+    ld = load_checkpoint(out)
+    assert (ld.config.sample.exact_above, ld.config.sample.num_levels) == (2.5, 10)
+    assert ld.config.sample.guidance == before.guidance and ld.model.guide is not None  # the rest kept
+    hist = read_state(out)["extra"]["sampler_history"]
+    assert hist[-1]["before"]["num_levels"] == before.num_levels and hist[-1]["changed"]["num_levels"] == 10
+    assert main(["sample", "--checkpoint", str(out), "--n", "1", "--out", str(tmp_path / "x.npy"), "--json",
+                 "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["exact_above"] == 2.5  # what sample now runs by default
+    # bad input: nothing changed, and a sampler the model cannot take; the file is left as it was
+    assert main(["set-sampler", str(out), "--out", str(out)]) == 2
+    assert "no sampler setting given" in capsys.readouterr().err
+    assert main(["set-sampler", str(out), "--sigma-begin", "0.001", "--sigma-end", "0.01", "--out", str(out)]) == 2
+    assert "descending" in capsys.readouterr().err and load_checkpoint(out).config.sample.num_levels == 10
