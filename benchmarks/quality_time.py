@@ -44,8 +44,9 @@ def _means(rows: list) -> list:
     out = {}
     for r in rows:
         out.setdefault(r["name"], []).append(r)
+    keys = FIGURES + tuple(k for k in COPYING if all(r.get(k) is not None for r in rows))
     return [{**group[0], "seeds": [r["seed"] for r in group],
-             **{k: sum(r[k] for r in group) / len(group) for k in FIGURES}} for group in out.values()]
+             **{k: sum(r[k] for r in group) / len(group) for k in keys}} for group in out.values()]
 
 
 def _load(out: Path) -> list:
@@ -122,7 +123,10 @@ def plot(data: dict, out: Path) -> None:
               ("mean_confidence", "mean classifier confidence"),
               ("share_confidence_below_0.9", "share of samples with confidence < 0.9"),
               ("max_class_fraction", "largest class share (0.1 = balanced)")]
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    if rows and all(r.get("nn_distance_median") is not None for r in rows):  # the memorisation check
+        panels.append(("nn_distance_median", "median distance to the nearest training digit\n(dashed: held-out "
+                                             "digits'; lower = pulled toward the training digits)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.2))
     n = rows[0]["n"] if rows else 0
     if data["kind"] == "samplers":
         colours = {"heun": "tab:blue", "pc": "tab:orange", "annealed_langevin": "tab:green"}
@@ -157,10 +161,14 @@ def plot(data: dict, out: Path) -> None:
         axes[0].legend(fontsize=7)
         fig.suptitle(f"Training recipes: quality (n={n}, each checkpoint with the sampler named in the legend) "
                      f"against training steps")
-    axes[0].set_yscale("log")
-    axes[0].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ratios = [r["fid_ratio"] for r in rows]
+    if ratios and max(ratios) > 3 * min(ratios):  # a log scale only where the ratios span a wide range
+        axes[0].set_yscale("log")
+        axes[0].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].axhline(1.0, color="grey", lw=0.8, ls="--")
+    if len(panels) == 5:
+        axes[4].axhline(rows[0]["nn_distance_median_real"], color="grey", lw=0.8, ls="--")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out.with_suffix(".png"), dpi=110)
