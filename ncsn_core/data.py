@@ -341,7 +341,7 @@ def load_dataset(cfg: DataConfig, split: str = "train"):
                             "(--data-root on the command line)")
         data = load_image_folder(cfg.root, cfg.image_size, cfg.channels)
     elif cfg.dataset == "toy":
-        from .toy import paper_mixture
+        from .mixture import paper_mixture
         pts = paper_mixture().sample(10_000, generator=torch.Generator().manual_seed(1234))
         data = TensorImageSet(pts, None, "toy")
     else:

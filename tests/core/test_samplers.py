@@ -214,10 +214,15 @@ def test_cli_reaches_every_sampler_and_any_config_field(tmp_path, capsys):
     assert main(["sample", "--checkpoint", str(run), "--n", "2", "--sampler", "heun", "--num-levels", "4",
                  "--out", str(tmp_path / "h.npy"), "--json", "--quiet"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["sampler"] == "heun" and res["nfe"] == 7 and len(res["sigmas"]) == 4
+    # the preset's exact score above sigma 1.5 takes 3 of Heun's 2 * 4 - 1 evaluations from the network
+    assert res["sampler"] == "heun" and (res["nfe"], res["exact_evaluations"]) == (4, 3) and len(res["sigmas"]) == 4
+    assert main(["sample", "--checkpoint", str(run), "--n", "2", "--sampler", "heun", "--num-levels", "4",
+                 "--exact-above", "0", "--out", str(tmp_path / "h.npy"), "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["nfe"] == 7
     assert main(["sample", "--checkpoint", str(run), "--n", "2", "--sampler", "pc", "--num-levels", "3", "--n-steps-each", "1,0,2",
                  "--out", str(tmp_path / "p.npy"), "--json", "--quiet"]) == 0
-    assert json.loads(capsys.readouterr().out)["nfe"] == 3 + 3
+    res = json.loads(capsys.readouterr().out)  # corrector + predictor steps; the 2 at sigma 16 are the exact score's
+    assert (res["nfe"], res["exact_evaluations"]) == (3 + 3 - 2, 2)
     # bad input: one line naming what is wrong and the choices
     assert main(["train", "--preset", "mnist-cpu", "--run-dir", str(tmp_path / "r2"), "--set", "train.foo=1"]) == 2
     err = capsys.readouterr().err.strip()

@@ -89,6 +89,7 @@ def test_heun_runs_one_state_and_one_caption_per_sigma_step(qtbot, sample_tab, t
     set_text(qtbot, form.n_edit, "4")
     set_text(qtbot, form.ladder.num_levels_edit, "6")
     set_text(qtbot, form.rho_edit, "5")
+    set_text(qtbot, form.exact_edit, "0")  # the network at every sigma: 2N - 1 network evaluations
     # Heun runs its own schedule: the level subset is off, and says why
     levels = sample_tab.levels
     assert not levels.level_list.isEnabled() and "Heun" in levels.toolTip() and "Heun" in levels.note.text()
@@ -232,6 +233,7 @@ def test_evaluate_passes_the_chosen_sampler(qtbot, tiny_sigma_checkpoint):
     set_text(qtbot, tab.form.ladder.sigma_begin_edit, "8")
     set_text(qtbot, tab.form.n_edit, "10")
     set_text(qtbot, tab.batch_edit, "10")
+    set_text(qtbot, tab.form.exact_edit, "0")
     qtbot.mouseClick(tab.run_bar.run_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, tab.controller, timeout=120000)
     result = tab.results.result
@@ -297,12 +299,13 @@ def test_the_guidance_weight_is_offered_only_with_a_guide_and_runs(qtbot, sample
 def test_the_exact_large_sigma_score_is_a_form_field_and_runs(qtbot, sample_tab, tiny_sigma_checkpoint):
     form = sample_tab.form
     _load(qtbot, sample_tab, tiny_sigma_checkpoint)
-    assert form.exact_edit.text() == "0" and "training images" in form.exact_edit.toolTip()
+    # the checkpoint's own default (the mnist-cpu preset's)
+    assert form.exact_edit.text() == "1.5" and "training images" in form.exact_edit.toolTip()
     set_text(qtbot, form.n_edit, "2")
-    set_text(qtbot, form.exact_edit, "1.5")
-    assert form.sample_config().exact_above == 1.5
+    set_text(qtbot, form.exact_edit, "3")
+    assert form.sample_config().exact_above == 3.0
     _run(qtbot, sample_tab)
-    assert sample_tab.result.meta["exact_above"] == 1.5
-    assert "exact score above sigma 1.5" in sample_tab.run_bar.status.text()
+    assert sample_tab.result.meta["exact_above"] == 3.0
+    assert "exact score above sigma 3" in sample_tab.run_bar.status.text()
     set_text(qtbot, form.exact_edit, "-1")                    # the engine's range, shown on the run bar
     assert "exact_above=-1" in sample_tab.run_bar.problem()
