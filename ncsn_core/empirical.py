@@ -49,12 +49,13 @@ def training_images(data: DataConfig) -> torch.Tensor:
         train = load_dataset(data)
     except (DataError, OSError) as e:
         raise ConfigError(f"the exact large-sigma score (exact_above) needs the model's training images, and they "
-                          f"cannot be read here ({e}); sample with exact_above 0 (--exact-above 0)") from e
+                          f"cannot be read here ({e}); sample with exact_above 0 (--exact-above 0; in the studio, "
+                          f"'Exact score above \u03c3' 0)") from e
     n, dim = len(train), data.channels * data.image_size ** 2
     if n * dim * (2 if data.random_flip else 1) > MAX_VALUES:
         raise ConfigError(f"the exact large-sigma score (exact_above) holds the training images in memory, and "
                           f"{n} images of {dim} values are too many ({MAX_VALUES:.0e} at most): sample with "
-                          f"exact_above 0 (--exact-above 0)")
+                          f"exact_above 0 (--exact-above 0; in the studio, 'Exact score above \u03c3' 0)")
     x = torch.cat([train.get_batch(idx) for idx in torch.arange(n).split(4096)])
     if x.dim() == 4 and data.dequantize:
         x = x * (255.0 / 256.0) + 1.0 / 512.0

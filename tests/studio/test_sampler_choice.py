@@ -309,3 +309,24 @@ def test_the_exact_large_sigma_score_is_a_form_field_and_runs(qtbot, sample_tab,
     assert "exact score above sigma 3" in sample_tab.run_bar.status.text()
     set_text(qtbot, form.exact_edit, "-1")                    # the engine's range, shown on the run bar
     assert "exact_above=-1" in sample_tab.run_bar.problem()
+
+
+def test_missing_training_images_stop_the_exact_score_with_the_fix_and_zero_runs(qtbot, sample_tab, tmp_path):
+    """A checkpoint trained on a folder that is not on this machine: its default exact score cannot run; the banner
+    says so and how to fix it, and with the field at 0 it samples."""
+    import torch
+    from conftest import tiny_sigma_config
+    from ncsn_core.checkpoint import save_checkpoint
+    from ncsn_core.models import build_model
+    cfg = tiny_sigma_config().override("data", dataset="folder", root=str(tmp_path / "gone"))
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "ckpt_00000001.pt", cfg, 1, build_model(cfg).eval())
+    _load(qtbot, sample_tab, path)
+    set_text(qtbot, sample_tab.form.n_edit, "2")
+    qtbot.mouseClick(sample_tab.run_bar.run_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, sample_tab.controller)
+    assert "needs the model's training images" in sample_tab.banner.text()
+    assert "'Exact score above \u03c3' 0" in sample_tab.banner.text() and sample_tab.result is None
+    set_text(qtbot, sample_tab.form.exact_edit, "0")
+    _run(qtbot, sample_tab)
+    assert sample_tab.result.completed
