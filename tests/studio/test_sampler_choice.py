@@ -330,3 +330,13 @@ def test_missing_training_images_stop_the_exact_score_with_the_fix_and_zero_runs
     set_text(qtbot, sample_tab.form.exact_edit, "0")
     _run(qtbot, sample_tab)
     assert sample_tab.result.completed
+
+
+def test_the_form_keeps_the_checkpoints_precision_and_exact_threshold(qtbot):
+    """Fields the form loads but does not show (precision) keep the checkpoint's value; the exact threshold is shown."""
+    from studio.widgets.sampler_form import SamplerForm
+    form = SamplerForm("Sampler")
+    qtbot.addWidget(form)
+    form.load(SampleConfig(precision="bf16", exact_above=2.0), has_data_mean=False)
+    cfg = form.sample_config()
+    assert (cfg.precision, cfg.exact_above) == ("bf16", 2.0) and form.exact_edit.text() == "2"
