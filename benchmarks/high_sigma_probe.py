@@ -1,6 +1,6 @@
-"""Probe: does the class balance of a model's samples follow its network at large sigma (or, with MU < 0, its detail the
-network at small sigma)? Fine-tunes the built-in
-model (from its EMA weights) on large sigmas only, ln sigma ~ N(MU, SD^2), batch 64, Adam, an EMA of 0.995 kept
+"""Probe: does the class balance of a model's samples follow its network at large sigma? Fine-tunes the built-in
+model (from its EMA weights) on ln sigma ~ N(MU, SD^2) only (large sigmas for that question; MU < 0 for the small
+sigmas that the network alone serves when sampling with exact_above), batch 64, Adam, an EMA of 0.995 kept
 alongside, and writes a copy of the built-in checkpoint with that EMA as its weights (the same guide). Sample it
 with `ncsn eval OUT.pt --n 1000 --seed S` or `ncsn sample --checkpoint OUT.pt --out X.npy`, then compare the class
 shares with benchmarks/fid_anatomy.py. About 3 minutes on two threads for 1,000 steps.
