@@ -81,6 +81,14 @@ def _sample_settings(args, cfg: Config, model):
     return sc, pl
 
 
+def _settings_record(sc, pl) -> dict:
+    """The sampler that ran, for the JSON output and the files' metadata: its fields, ladder, cost and one line."""
+    import dataclasses
+    from .sampling import describe
+    return {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe,
+            "exact_evaluations": pl.n_exact, "description": describe(sc, pl)}
+
+
 def _drain_with_progress(gen, total: int, desc: str, show: bool, sinks=()):
     bar = _progress(total, desc, show)
     done, x = 0, None
@@ -279,7 +287,6 @@ def _train_loop(args, cfg: Config, run_dir: Path, device, stop_asked: list, show
 
 
 def cmd_sample(args) -> int:
-    import dataclasses
     from .sampling import describe, sample
     from .export import ChainRecorder, LevelStrip
     if args.strip_view and not args.level_strip:
@@ -290,8 +297,7 @@ def cmd_sample(args) -> int:
     if cfg.model.arch == "mlp":
         raise UserError("this checkpoint is a 2-D toy model: use `ncsn toy` for it")
     sc, pl = _sample_settings(args, cfg, ld.model)
-    s = {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe,
-         "exact_evaluations": pl.n_exact, "description": describe(sc, pl)}
+    s = _settings_record(sc, pl)
     shape = (args.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     t0 = time.perf_counter()
     gen = sample(ld.model, sc, shape, seed=args.seed, device=device)
@@ -327,8 +333,7 @@ def _read_inpaint_inputs(args, channels: int, size: int) -> tuple[torch.Tensor, 
 
 
 def cmd_inpaint(args) -> int:
-    import dataclasses
-    from .sampling import describe, sample
+    from .sampling import sample
     device = _device(args)
     ld = _load(args.checkpoint, device, use_ema=not args.no_ema)
     cfg = ld.config
@@ -337,8 +342,7 @@ def cmd_inpaint(args) -> int:
     if orig != (size, size) and not args.json:
         print(f"note: resized the {orig[0]}x{orig[1]} image and mask to the model's {size}x{size}", file=sys.stderr)
     sc, pl = _sample_settings(args, cfg, ld.model)
-    s = {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe,
-         "exact_evaluations": pl.n_exact, "description": describe(sc, pl)}
+    s = _settings_record(sc, pl)
     images = image[None].expand(args.n, -1, -1, -1).to(device)
     gen = sample(ld.model, sc, images.shape, seed=args.seed, device=device, image=images, mask=mask[None].to(device))
     x = _drain_with_progress(gen, pl.total_steps, "inpaint", not args.json and not args.quiet)
@@ -411,7 +415,7 @@ def cmd_set_sampler(args) -> int:
     against its model: what `ncsn sample`, `ncsn eval` and the studio then run by default. The previous defaults
     stay in its extra["sampler_history"]."""
     import dataclasses
-    from .checkpoint import atomic_save, load_checkpoint, read_state
+    from .checkpoint import atomic_save, load_checkpoint
     from .sampling import describe, resolve_for
     out = Path(args.out)
     if out.suffix != ".pt":
@@ -419,18 +423,18 @@ def cmd_set_sampler(args) -> int:
     overrides = sample_overrides(args)
     if not overrides:
         raise UserError("no sampler setting given: name what to change, e.g. --exact-above 1.5 or --num-levels 16")
-    state = read_state(Path(args.checkpoint))
     ld = load_checkpoint(Path(args.checkpoint))
+    state = ld.state  # the file as read, weights and all: written back with only its defaults changed
     try:
         sc, pl = resolve_for(ld.model, ld.config.sample, **overrides)
     except ConfigError as e:
         raise UserError(str(e)) from e
     old = state["config"]["sample"]
     state["config"] = dataclasses.replace(ld.config, sample=sc).to_dict()
-    extra = state.setdefault("extra", {}) or {}
+    extra = dict(state.get("extra") or {})
     extra["sampler_history"] = [*extra.get("sampler_history", []), {"before": old, "changed": overrides}]
     state["extra"] = extra
-    state.pop("_path", None)
+    state.pop("_path")  # read_state's note of where it came from
     atomic_save(state, out)
     _emit(args, {"out": str(out), "step": int(state["step"]), "changed": overrides, "sample": state["config"]["sample"],
                  "description": describe(sc, pl)},

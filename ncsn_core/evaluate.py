@@ -105,8 +105,8 @@ def memorisation(x: torch.Tensor, train, held: Optional[torch.Tensor], device,
     dist, idx = M.nearest_neighbours(x.to(device), train, k=min(NN_K, len(train)))
     d_real = None if held is None else M.nearest_neighbours(held.to(device), train, k=1)[0][:, 0].cpu().numpy()
     d = dist[:, 0].cpu().numpy()
-    out = {**M.memorisation_figures(d, d_real, M.training_loo_distances(train)), "nn_distances": [round(float(v), 4) for v in d],
-           "nn_n_train": len(train), "nn_n_real": None if d_real is None else len(d_real), "neighbours_png": None}
+    out = {**M.memorisation_figures(d, d_real, M.training_loo_distances(train)),
+           "nn_distances": [round(float(v), 4) for v in d], "nn_n_train": len(train), "nn_n_real": None if d_real is None else len(d_real), "neighbours_png": None}
     if neighbours is not None:
         out["neighbours_png"] = str(save_neighbour_grid(neighbours, x, train, dist.cpu(), idx.cpu(), meta))
     out["nn_seconds"] = round(time.perf_counter() - t0, 3)
@@ -308,8 +308,8 @@ def _settings(ld, batch_size: int, base: SampleConfig, overrides: dict) -> tuple
         raise M.MetricsError(str(e)) from e
     sig = [float(f"{v:.6g}") for v in pl.sigmas.tolist()]
     out = {**dataclasses.asdict(sc), "n_steps_each": sc.n_steps_each, "L": len(sig), "sigmas": sig,
-           "sigma_begin": sig[0], "sigma_end": sig[-1], "nfe": pl.nfe, "exact_evaluations": pl.n_exact, "ema": ld.used_ema,
-           "batch_size": int(batch_size), "description": describe(sc, pl)}
+           "sigma_begin": sig[0], "sigma_end": sig[-1], "nfe": pl.nfe, "exact_evaluations": pl.n_exact,
+           "ema": ld.used_ema, "batch_size": int(batch_size), "description": describe(sc, pl)}
     return sc, out
 
 

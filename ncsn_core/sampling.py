@@ -304,6 +304,11 @@ def karras_sigmas(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) 
     return ((sigma_max ** (1 / rho) + i * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho).float()
 
 
+def churn_gamma(churn: float, n: int) -> float:
+    """Karras et al.'s (2022) Alg. 2 factor: each of n steps starts at sigma * (1 + gamma), capped at sqrt(2) - 1."""
+    return min(churn / n, 2 ** 0.5 - 1)
+
+
 def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: int = 1, project=None,
                 churn: float = 0.0, g: Optional[torch.Generator] = None,
                 ) -> Generator[LangevinState, Optional[str], torch.Tensor]:
@@ -316,7 +321,7 @@ def _heun_chain(score_sigma, x: torch.Tensor, ts: Sequence[float], yield_every: 
     One state per sigma step (level = step index; noise_norm is the churn noise's, snr NaN); its denoised is
     D(x; t) = x + t^2 s(x, t) at the step's start (after churn and projection: t = sigma_hat with churn)."""
     N = len(ts)
-    gamma = min(churn / N, 2 ** 0.5 - 1)
+    gamma = churn_gamma(churn, N)
     with torch.no_grad():
         for i in range(N):
             t, t_next = float(ts[i]), float(ts[i + 1]) if i + 1 < N else 0.0
@@ -382,7 +387,7 @@ def plan(model, sc: SampleConfig) -> SamplingPlan:
 def _evaluation_sigmas(sc: SampleConfig, sig: Sequence[float]) -> list:
     """The sigma of every score evaluation `sc` makes on the ladder `sig`, in order (what the chains evaluate)."""
     if sc.sampler == "heun":
-        gamma = min(sc.churn / len(sig), 2 ** 0.5 - 1)  # as _heun_chain: each step starts at the raised sigma
+        gamma = churn_gamma(sc.churn, len(sig))  # as _heun_chain: each step starts at the raised sigma
         return [v for i, t in enumerate(sig) for v in ([t * (1 + gamma)] + ([sig[i + 1]] if i + 1 < len(sig) else []))]
     steps = sc.steps_per_level(len(sig))
     extra = 1 if sc.sampler == "pc" else 0  # pc: the predictor step after the corrector steps
