@@ -51,9 +51,9 @@ def parse(name: str) -> dict:
 
 
 def heun_steps(score, x, ts, idx, g, v):
-    """Steps idx of the default chain (sampling._heun_chain's arithmetic and random draws, churn on every step
-    with the 12-step factor) with the variant's churn range and noise scale."""
-    gamma_full = churn_gamma(5.0, len(ts))
+    """Steps idx of the default chain (sampling._heun_chain's arithmetic and random draws, the churn factor of the
+    whole ladder) with the variant's churn range and noise scale."""
+    gamma_full = churn_gamma(v["churn"], len(ts))
     for i in idx:
         t, t_next = ts[i], ts[i + 1] if i + 1 < len(ts) else 0.0
         if t >= v["tmin"]:
@@ -108,7 +108,7 @@ def main() -> None:
 
     out = []
     for name in names:
-        v, rows = parse(name), []
+        v, rows = {**parse(name), "churn": sc.churn}, []
         for seed in seeds:
             g = torch.Generator().manual_seed(seed)
             t0 = time.perf_counter()
