@@ -81,14 +81,6 @@ def _sample_settings(args, cfg: Config, model):
     return sc, pl
 
 
-def _settings_record(sc, pl) -> dict:
-    """The sampler that ran, for the JSON output and the files' metadata: its fields, ladder, cost and one line."""
-    import dataclasses
-    from .sampling import describe
-    return {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe,
-            "exact_evaluations": pl.n_exact, "description": describe(sc, pl)}
-
-
 def _drain_with_progress(gen, total: int, desc: str, show: bool, sinks=()):
     bar = _progress(total, desc, show)
     done, x = 0, None
@@ -287,7 +279,7 @@ def _train_loop(args, cfg: Config, run_dir: Path, device, stop_asked: list, show
 
 
 def cmd_sample(args) -> int:
-    from .sampling import describe, sample
+    from .sampling import describe, sample, settings_record
     from .export import ChainRecorder, LevelStrip
     if args.strip_view and not args.level_strip:
         raise UserError(f"--strip-view {args.strip_view} sets what the level strip shows: add --level-strip strip.png")
@@ -297,7 +289,7 @@ def cmd_sample(args) -> int:
     if cfg.model.arch == "mlp":
         raise UserError("this checkpoint is a 2-D toy model: use `ncsn toy` for it")
     sc, pl = _sample_settings(args, cfg, ld.model)
-    s = _settings_record(sc, pl)
+    s = settings_record(sc, pl)
     shape = (args.n, cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     t0 = time.perf_counter()
     gen = sample(ld.model, sc, shape, seed=args.seed, device=device)
@@ -333,7 +325,7 @@ def _read_inpaint_inputs(args, channels: int, size: int) -> tuple[torch.Tensor, 
 
 
 def cmd_inpaint(args) -> int:
-    from .sampling import sample
+    from .sampling import sample, settings_record
     device = _device(args)
     ld = _load(args.checkpoint, device, use_ema=not args.no_ema)
     cfg = ld.config
@@ -342,7 +334,7 @@ def cmd_inpaint(args) -> int:
     if orig != (size, size) and not args.json:
         print(f"note: resized the {orig[0]}x{orig[1]} image and mask to the model's {size}x{size}", file=sys.stderr)
     sc, pl = _sample_settings(args, cfg, ld.model)
-    s = _settings_record(sc, pl)
+    s = settings_record(sc, pl)
     images = image[None].expand(args.n, -1, -1, -1).to(device)
     gen = sample(ld.model, sc, images.shape, seed=args.seed, device=device, image=images, mask=mask[None].to(device))
     x = _drain_with_progress(gen, pl.total_steps, "inpaint", not args.json and not args.quiet)

@@ -24,7 +24,7 @@ from .resources import BUILTIN_MODEL
 from .config import SampleConfig
 from .precision import slow_precision
 from .progress import Progress  # (stage: "sample" | "metrics", done, total)
-from .sampling import describe, plan, resolve_for, sample
+from .sampling import plan, resolve_for, sample, settings_record
 
 EVAL_HOLDOUT = 1000  # the last 1000 built-in digits: DataConfig(holdout=1000) keeps them out of training
 RVR_DRAWS = 5  # real-vs-real FID draws averaged for the floor
@@ -106,7 +106,8 @@ def memorisation(x: torch.Tensor, train, held: Optional[torch.Tensor], device,
     d_real = None if held is None else M.nearest_neighbours(held.to(device), train, k=1)[0][:, 0].cpu().numpy()
     d = dist[:, 0].cpu().numpy()
     out = {**M.memorisation_figures(d, d_real, M.training_loo_distances(train)),
-           "nn_distances": [round(float(v), 4) for v in d], "nn_n_train": len(train), "nn_n_real": None if d_real is None else len(d_real), "neighbours_png": None}
+           "nn_distances": [round(float(v), 4) for v in d], "nn_n_train": len(train),
+           "nn_n_real": None if d_real is None else len(d_real), "neighbours_png": None}
     if neighbours is not None:
         out["neighbours_png"] = str(save_neighbour_grid(neighbours, x, train, dist.cpu(), idx.cpu(), meta))
     out["nn_seconds"] = round(time.perf_counter() - t0, 3)
@@ -301,15 +302,14 @@ def _check_inputs(cfg, n: int, batch_size: int):
 def _settings(ld, batch_size: int, base: SampleConfig, overrides: dict) -> tuple[SampleConfig, dict]:
     """The sampler that labels every figure: `base` with the overrides; with its ladder (L, sigmas, ends), network
     evaluations per sample and a one-line description."""
-    import dataclasses
     try:
         sc, pl = resolve_for(ld.model, base, **overrides)
     except (ValueError, TypeError) as e:
         raise M.MetricsError(str(e)) from e
-    sig = [float(f"{v:.6g}") for v in pl.sigmas.tolist()]
-    out = {**dataclasses.asdict(sc), "n_steps_each": sc.n_steps_each, "L": len(sig), "sigmas": sig,
-           "sigma_begin": sig[0], "sigma_end": sig[-1], "nfe": pl.nfe, "exact_evaluations": pl.n_exact,
-           "ema": ld.used_ema, "batch_size": int(batch_size), "description": describe(sc, pl)}
+    out = settings_record(sc, pl)
+    sig = out["sigmas"]
+    out.update({"n_steps_each": sc.n_steps_each, "L": len(sig), "sigma_begin": sig[0], "sigma_end": sig[-1],
+                "ema": ld.used_ema, "batch_size": int(batch_size)})
     return sc, out
 
 

@@ -521,6 +521,13 @@ def describe(sc: SampleConfig, pl: SamplingPlan) -> str:
     return f"{text}{guided}{bf16}{exact}; {pl.nfe} network evaluations per sample"
 
 
+def settings_record(sc: SampleConfig, pl: SamplingPlan) -> dict:
+    """The sampler that ran, for JSON output and files' metadata: its fields, ladder, cost and one line."""
+    import dataclasses
+    return {**dataclasses.asdict(sc), "sigmas": [float(f"{v:.6g}") for v in pl.sigmas.tolist()], "nfe": pl.nfe,
+            "exact_evaluations": pl.n_exact, "description": describe(sc, pl)}
+
+
 def _noisy_known(image: torch.Tensor, mask: torch.Tensor, sigma_of, g: torch.Generator, per_call: bool):
     """project(x, key): the known pixels (mask 1) set to image + sigma_of(key) * z. per_call: a fresh z for each new
     key (a level, as Alg. 2 draws y once per level, drawn at its first call); otherwise one z for the whole run
