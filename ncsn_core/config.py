@@ -59,6 +59,9 @@ class ModelConfig:
     # 'level': the level index picks CondInstanceNorm++'s parameters (the paper); 'sigma': any sigma > 0, through an
     # embedding of log sigma, with Karras et al.'s denoiser preconditioning (compact model only; models/__init__.py)
     conditioning: str = "level"
+    # share of features dropped in each residual block while training (compact model; 0 = off): a regulariser
+    # against the gap between the training digits' DSM loss and unseen digits'
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.arch in ARCHS, f"model arch {self.arch!r} is unknown: choose one of {', '.join(ARCHS)}")
@@ -70,6 +73,9 @@ class ModelConfig:
                "scale_by_sigma does not apply to conditioning='sigma' (its preconditioning scales the output already): "
                "set scale_by_sigma to false")
         _check(self.ngf > 0 and self.hidden > 0, "ngf and hidden must be positive")
+        _check(0 <= self.dropout < 1, f"model dropout must be in [0, 1), got {self.dropout}")
+        _check(self.dropout == 0 or self.arch == "compact",
+               f"dropout is built for the compact model, not arch={self.arch!r}: set model.dropout to 0")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
 
 

@@ -42,6 +42,8 @@ def _train_command(cfg, step: int) -> str:
     preset, flags = get_preset("mnist-cpu"), []
     if cfg.model.channels != preset.model.channels:
         flags.append("--channels " + ",".join(map(str, cfg.model.channels)))
+    if cfg.model.dropout != preset.model.dropout:
+        flags.append(f"--set model.dropout={cfg.model.dropout:g}")
     named = {"lr": "--lr", "batch_size": "--batch-size", "ema_rate": "--ema-rate", "precision": "--precision",
              "lr_schedule": "--lr-schedule", "seed": "--seed"}
     for f in fields(cfg.train):

@@ -38,10 +38,11 @@ class CompactScoreNet(nn.Module):
     embedding of c_noise instead (ScoreModel's continuous-sigma preconditioning).
     """
 
-    def __init__(self, channels: int, widths: Sequence[int], num_classes: int, cond_dim: Optional[int] = None):
+    def __init__(self, channels: int, widths: Sequence[int], num_classes: int, cond_dim: Optional[int] = None,
+                 dropout: float = 0.0):
         super().__init__()
         c0, c1, c2 = widths
-        k = dict(num_classes=num_classes, cond_dim=cond_dim)
+        k = dict(num_classes=num_classes, cond_dim=cond_dim, dropout=dropout)
         self.noise_embed = NoiseEmbedding(cond_dim) if cond_dim else None
         self.begin_conv = nn.Conv2d(channels, c0, 3, padding=1)
         self.enc0 = CondResBlock(c0, c0, **k)

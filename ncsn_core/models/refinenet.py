@@ -28,12 +28,14 @@ class ConvMeanPool(nn.Module):
 
 class CondResBlock(nn.Module):
     """Pre-activation residual block: norm-ELU-conv twice. 'down' without dilation halves H and W
-    (conv then mean pool); with dilation the resolution is kept and the receptive field grows instead."""
+    (conv then mean pool); with dilation the resolution is kept and the receptive field grows instead.
+    dropout > 0 drops features before the second conv while training (Ho et al. 2020's place; compact model only)."""
 
     def __init__(self, cin: int, cout: int, num_classes: int, down: bool = False, dilation: Optional[int] = None,
-                 cond_dim: Optional[int] = None):
+                 cond_dim: Optional[int] = None, dropout: float = 0.0):
         super().__init__()
         d = dilation or 1
+        self.dropout = dropout
         self.norm1 = CondInstanceNormPlus(cin, num_classes, cond_dim)
         if down and dilation is None:
             self.conv1 = nn.Conv2d(cin, cin, 3, padding=1)
@@ -51,7 +53,10 @@ class CondResBlock(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # ELU in place on the norm's output (nothing else reads it): backward keeps one tensor, not two
         h = self.conv1(F.elu(self.norm1(x, labels), inplace=True))
-        h = self.conv2(F.elu(self.norm2(h, labels), inplace=True))
+        h = F.elu(self.norm2(h, labels), inplace=True)
+        if self.dropout:
+            h = F.dropout(h, self.dropout, self.training)
+        h = self.conv2(h)
         return h + (x if self.shortcut is None else self.shortcut(x))
 
 

@@ -81,6 +81,21 @@ def test_unknown_arch_and_preset_errors():
         get_preset("nope")
 
 
+def test_dropout_acts_only_while_training_and_only_on_the_compact_model():
+    torch.manual_seed(0)
+    model = build_model(_cfg("compact", 28, 1, channels=(8, 12, 16), dropout=0.2))
+    plain = build_model(_cfg("compact", 28, 1, channels=(8, 12, 16)))
+    plain.load_state_dict(model.state_dict())  # dropout adds no weights
+    x, lab = torch.rand(2, 1, 28, 28), torch.ones(2, dtype=torch.long)
+    with torch.no_grad():
+        assert not torch.allclose(model.train()(x, lab), model(x, lab))  # a fresh mask per call
+        assert torch.equal(model.eval()(x, lab), plain.eval()(x, lab))  # sampling sees the whole network
+    with pytest.raises(ConfigError, match="compact model"):
+        _cfg("refinenet", 28, 1, dropout=0.1)
+    with pytest.raises(ConfigError, match=r"\[0, 1\)"):
+        _cfg("compact", 28, 1, dropout=1.0)
+
+
 # --- the fast CondInstanceNorm++ equals the paper's formula, values and gradients ------------------
 def _reference_forward(norm, x, labels):
     gamma, alpha, beta = norm.embed(labels).chunk(3, dim=1)

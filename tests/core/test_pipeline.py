@@ -42,8 +42,9 @@ def test_training_events_checkpoints_and_metrics(tmp_path):
     assert cfg_back == cfg
 
 
-def test_resume_equals_uninterrupted(tmp_path):
-    cfg = tiny_cfg(n_iters=6)
+@pytest.mark.parametrize("dropout", [0.0, 0.3])  # dropout's masks come from the checkpointed RNG state too
+def test_resume_equals_uninterrupted(tmp_path, dropout):
+    cfg = tiny_cfg(n_iters=6).override("model", dropout=dropout)
     run_to_end(train(cfg, tmp_path / "a"))
     # interrupted: stop after step 3's checkpoint, then resume from the folder
     gen = train(cfg, tmp_path / "b")
