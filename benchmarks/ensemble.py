@@ -43,7 +43,7 @@ def ensemble_loader(paths: list):
     def load(path, device="cpu", use_ema=True):
         lds = [load_checkpoint(Path(p), device=device, use_ema=use_ema) for p in paths]
         for ld in lds:
-            if not ld.config.model.conditioning == "sigma":
+            if ld.config.model.conditioning != "sigma":
                 raise SystemExit(f"{ld.path}: only continuous-sigma models share a preconditioning to average in")
         first = lds[0]
         first.model.net = MeanNet([ld.model.net for ld in lds])
