@@ -62,6 +62,8 @@ class ModelConfig:
     # share of features dropped in each residual block while training (compact model; 0 = off): a regulariser
     # against the gap between the training digits' DSM loss and unseen digits'
     dropout: float = 0.0
+    # a global self-attention block at 1/4 resolution (compact model): every pixel sees the whole digit in one layer
+    attention: bool = False
 
     def __post_init__(self) -> None:
         _check(self.arch in ARCHS, f"model arch {self.arch!r} is unknown: choose one of {', '.join(ARCHS)}")
@@ -76,6 +78,8 @@ class ModelConfig:
         _check(0 <= self.dropout < 1, f"model dropout must be in [0, 1), got {self.dropout}")
         _check(self.dropout == 0 or self.arch == "compact",
                f"dropout is built for the compact model, not arch={self.arch!r}: set model.dropout to 0")
+        _check(not self.attention or self.arch == "compact",
+               f"attention is built for the compact model, not arch={self.arch!r}: set model.attention to false")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
 
 

@@ -44,6 +44,8 @@ def _train_command(cfg, step: int) -> str:
         flags.append("--channels " + ",".join(map(str, cfg.model.channels)))
     if cfg.model.dropout != preset.model.dropout:
         flags.append(f"--set model.dropout={cfg.model.dropout:g}")
+    if cfg.model.attention != preset.model.attention:
+        flags.append(f"--set model.attention={json.dumps(cfg.model.attention)}")
     named = {"lr": "--lr", "batch_size": "--batch-size", "ema_rate": "--ema-rate", "precision": "--precision",
              "lr_schedule": "--lr-schedule", "seed": "--seed"}
     for f in fields(cfg.train):

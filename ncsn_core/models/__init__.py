@@ -94,7 +94,8 @@ def build_model(cfg: Config) -> ScoreModel:
             if len(m.channels) != 3:
                 raise ConfigError(f"compact model needs three widths, got channels={m.channels}")
             net = CompactScoreNet(cfg.data.channels, m.channels, L,
-                                  cond_dim=64 if m.conditioning == "sigma" else None, dropout=m.dropout)
+                                  cond_dim=64 if m.conditioning == "sigma" else None, dropout=m.dropout,
+                                  attention=m.attention)
     model = ScoreModel(net, sigmas_from_config(cfg.noise), m.scale_by_sigma, continuous=m.conditioning == "sigma")
     model.data_config = cfg.data  # the images it learns, for the sampler's exact large-sigma score (exact_above)
     # channels-last weights to match ScoreModel.forward's inputs (values and state_dict keys unchanged)

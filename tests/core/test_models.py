@@ -96,6 +96,25 @@ def test_dropout_acts_only_while_training_and_only_on_the_compact_model():
         _cfg("compact", 28, 1, dropout=1.0)
 
 
+def test_attention_starts_as_the_identity_then_learns_and_only_on_the_compact_model():
+    torch.manual_seed(0)
+    model = build_model(_cfg("compact", 28, 1, channels=(8, 12, 16), attention=True))
+    plain = build_model(_cfg("compact", 28, 1, channels=(8, 12, 16)))
+    extra = plain.load_state_dict(model.state_dict(), strict=False).unexpected_keys
+    assert extra and all(".attn." in k for k in extra)  # the block's own weights, nothing else renamed
+    x, lab = torch.rand(2, 1, 28, 28), torch.ones(2, dtype=torch.long)
+    with torch.no_grad():
+        assert torch.equal(model(x, lab), plain(x, lab))  # zero-initialised output projection
+    model(x, lab).square().mean().backward()
+    attn = model.net.attn
+    assert attn.proj.weight.grad.abs().sum() > 0  # the block is trained from the first step
+    with torch.no_grad():
+        attn.proj.weight.normal_(0, 0.1)
+        assert not torch.allclose(model(x, lab), plain(x, lab))  # and it is on the forward path
+    with pytest.raises(ConfigError, match="compact model"):
+        _cfg("refinenet", 28, 1, attention=True)
+
+
 # --- the fast CondInstanceNorm++ equals the paper's formula, values and gradients ------------------
 def _reference_forward(norm, x, labels):
     gamma, alpha, beta = norm.embed(labels).chunk(3, dim=1)
