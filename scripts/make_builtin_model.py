@@ -40,6 +40,11 @@ def _train_command(cfg, step: int) -> str:
     """The command that trains this checkpoint's run: the preset, with the flags where the run differs from it
     (a dedicated flag where there is one, else --set train.FIELD=VALUE)."""
     preset, flags = get_preset("mnist-cpu"), []
+    for f in fields(cfg.data):
+        mine, theirs = getattr(cfg.data, f.name), getattr(preset.data, f.name)
+        if mine != theirs:
+            flags.append({"dataset": f"--dataset {mine}", "root": f"--data-root {mine}"}.get(
+                f.name, f"--set data.{f.name}={json.dumps(mine)}"))
     if cfg.model.channels != preset.model.channels:
         flags.append("--channels " + ",".join(map(str, cfg.model.channels)))
     if cfg.model.dropout != preset.model.dropout:
