@@ -63,6 +63,7 @@ class ModelConfig:
     # against the gap between the training digits' DSM loss and unseen digits'
     dropout: float = 0.0
     # a global self-attention block at 1/4 resolution (compact model): every pixel sees the whole digit in one layer
+    # (tried on the built-in recipe: no better; README, run A)
     attention: bool = False
 
     def __post_init__(self) -> None:

@@ -52,7 +52,8 @@ class CompactScoreNet(nn.Module):
     """s(x, i) for x in [0, 1], (B, C, H, W) -> (B, C, H, W); H and W divisible by 4.
 
     Encoder: full-res block (c0), down to 1/2 (c1, two blocks), down to 1/4 (c2, two blocks, the
-    second dilated; with attention, a global self-attention block after them). Decoder: upsample, merge the skip with a 1x1 conv, one block per resolution.
+    second dilated; with attention, a global self-attention block after them). Decoder: upsample, merge the skip
+    with a 1x1 conv, one block per resolution.
     Conditioning is CondInstanceNorm++ on the level index, as in the paper's RefineNet; with cond_dim,
     forward(x, c_noise) takes an already scaled input and c_noise (B,) float, and every norm reads an
     embedding of c_noise instead (ScoreModel's continuous-sigma preconditioning).
