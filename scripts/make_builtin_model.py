@@ -36,31 +36,33 @@ def training_wall_time(run_dir: Path, step: int, max_gap: float = 300.0) -> floa
     return sum(g for g in gaps if g <= max_gap) if gaps else float("nan")
 
 
-def _train_command(cfg, step: int) -> str:
-    """The command that trains this checkpoint's run: the preset, with the flags where the run differs from it
-    (a dedicated flag where there is one, else --set train.FIELD=VALUE)."""
-    preset, flags = get_preset("mnist-cpu"), []
-    for f in fields(cfg.data):
-        mine, theirs = getattr(cfg.data, f.name), getattr(preset.data, f.name)
-        if mine != theirs:
-            flags.append({"dataset": f"--dataset {mine}", "root": f"--data-root {mine}"}.get(
-                f.name, f"--set data.{f.name}={json.dumps(mine)}"))
-    if cfg.model.channels != preset.model.channels:
-        flags.append("--channels " + ",".join(map(str, cfg.model.channels)))
-    if cfg.model.dropout != preset.model.dropout:
-        flags.append(f"--set model.dropout={cfg.model.dropout:g}")
-    if cfg.model.attention != preset.model.attention:
-        flags.append(f"--set model.attention={json.dumps(cfg.model.attention)}")
-    named = {"lr": "--lr", "batch_size": "--batch-size", "ema_rate": "--ema-rate", "precision": "--precision",
-             "lr_schedule": "--lr-schedule", "seed": "--seed"}
-    for f in fields(cfg.train):
-        mine, theirs = getattr(cfg.train, f.name), getattr(preset.train, f.name)
-        if f.name in ("n_iters", "save_every", "preview_every", "log_every") or mine == theirs:
+def _differing_flags(section: str, mine, theirs, named: dict, skip=()) -> list:
+    """The flags that set the fields where config section `mine` differs from the preset's `theirs`: a dedicated
+    flag where `named` has one, else --set SECTION.FIELD=VALUE."""
+    flags = []
+    for f in fields(mine):
+        value, preset_value = getattr(mine, f.name), getattr(theirs, f.name)
+        if f.name in skip or value == preset_value:
             continue
-        if f.name in named:
-            flags.append(f"{named[f.name]} {mine:g}" if isinstance(mine, float) else f"{named[f.name]} {mine}")
+        if f.name not in named:
+            flags.append(f"--set {section}.{f.name}={json.dumps(value)}")
+        elif isinstance(value, tuple):
+            flags.append(f"{named[f.name]} " + ",".join(map(str, value)))
         else:
-            flags.append(f"--set train.{f.name}={json.dumps(mine)}")
+            flags.append(f"{named[f.name]} {value:g}" if isinstance(value, float) else f"{named[f.name]} {value}")
+    return flags
+
+
+def _train_command(cfg, step: int) -> str:
+    """The command that trains this checkpoint's run: the preset, with the flags where the run's data, model and
+    training settings differ from it."""
+    preset = get_preset("mnist-cpu")
+    flags = [*_differing_flags("data", cfg.data, preset.data, {"dataset": "--dataset", "root": "--data-root"}),
+             *_differing_flags("model", cfg.model, preset.model, {"channels": "--channels"}),
+             *_differing_flags("train", cfg.train, preset.train,
+                               {"lr": "--lr", "batch_size": "--batch-size", "ema_rate": "--ema-rate",
+                                "precision": "--precision", "lr_schedule": "--lr-schedule", "seed": "--seed"},
+                               skip=("n_iters", "save_every", "preview_every", "log_every"))]
     return " ".join(["ncsn train --preset mnist-cpu", *flags, f"--n-iters {step}"])
 
 
