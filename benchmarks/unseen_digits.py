@@ -52,7 +52,7 @@ def as_float(a: np.ndarray) -> torch.Tensor:
 
 def write_folder(root: Path, unseen: np.ndarray, test: np.ndarray) -> None:
     from PIL import Image
-    for sub, digits in (("a_npm", unseen), ("b_test", np.asarray(test))):
+    for sub, digits in (("a_npm", unseen), ("b_test", test)):
         (root / sub).mkdir(parents=True, exist_ok=True)
         for i, a in enumerate(digits):
             Image.fromarray(a.reshape(28, 28).astype(np.uint8), mode="L").save(root / sub / f"{i:05d}.png")
