@@ -50,6 +50,7 @@ def save_checkpoint(path: Path, config: Config, step: int, model: torch.nn.Modul
     cfg = config.to_dict()
     if guide is None:
         cfg["sample"]["guidance"] = 1.0
+    cfg["sample"]["dg_weight"] = 0.0  # a checkpoint of training carries no discriminator (`ncsn discriminator`)
     state = {
         "format_version": FORMAT_VERSION,
         "config": cfg,
@@ -151,6 +152,8 @@ def load_checkpoint(path: Path, device="cpu", use_ema: bool = True) -> Loaded:
     model.to(device).eval()
     if state.get("guide"):
         model.set_guide(_build_guide(state, device))
+    if state.get("discriminator"):
+        model.set_discriminator(_build_discriminator(state, device))
     return Loaded(model, config, int(state["step"]), Path(state["_path"]), state, bool(use_ema and state.get("ema")))
 
 
@@ -165,6 +168,30 @@ def _build_guide(state: dict, device) -> ScoreModel:
         raise CheckpointError(f"{state['_path']}: its guide model cannot be rebuilt ({first}); the file was edited or "
                               f"damaged: embed the guide again with `ncsn guide`") from e
     return model.to(device).eval()
+
+
+def _build_discriminator(state: dict, device) -> torch.nn.Module:
+    """The discriminator a checkpoint carries (its "discriminator" entry, written by `embed_discriminator`)."""
+    from .discriminator import build_discriminator
+    try:
+        return build_discriminator(state["discriminator"]).to(device)
+    except (ConfigError, KeyError, TypeError, RuntimeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{state['_path']}: its discriminator cannot be rebuilt ({first}); the file was edited "
+                              f"or damaged: train it again with `ncsn discriminator`") from e
+
+
+def embed_discriminator(state: dict, entry: dict, dg_weight: float) -> dict:
+    """A copy of checkpoint `state` (from read_state) that carries the discriminator `entry`
+    (ncsn_core.discriminator.discriminator_entry) and samples with discriminator guidance weight `dg_weight` by
+    default. No optimizer state: the result samples and evaluates, it does not resume."""
+    from .config import SampleConfig
+    SampleConfig(dg_weight=dg_weight)  # the range check, in the config's words
+    out = {k: v for k, v in state.items() if k != "_path"}
+    out["config"] = {**state["config"], "sample": {**state["config"]["sample"], "dg_weight": float(dg_weight)}}
+    out["discriminator"] = entry
+    out["optimizer"] = None
+    return out
 
 
 def embed_guide(state: dict, guide_path: Path, guidance: float) -> dict:

@@ -15,7 +15,7 @@ import torch
 
 from .checkpoint import CheckpointError
 from .config import (ARCHS, INITS, LOSSES, LR_SCHEDULES, PRECISIONS, SAMPLE_FIELDS, Config, ConfigError, PRESETS,
-                     check_partial, get_preset, load_config_file, merge, parse_sets)
+                     SampleConfig, check_partial, get_preset, load_config_file, merge, parse_sets)
 from .progress import bar as _progress
 from .resources import BUILTIN_MODEL
 
@@ -451,6 +451,83 @@ def cmd_guide(args) -> int:
     return 0
 
 
+def discriminator_for(model, config: Config, n_samples: int = 20000, steps: int = 6000, seed: int = 12345,
+                      batch_size: int = 250, progress=None) -> tuple:
+    """Train a discriminator for a loaded score model (`model`, its Config `config`): n_samples from the config's
+    own sampler (without discriminator guidance), seeded `seed` (the evaluation's seeds 0.. are other draws), against
+    its own training images (ncsn_core.empirical.training_images). progress(stage, done, total) with stages
+    "sample" (steps of all batches) and "train" (steps). Returns (the discriminator, `about`: how it was made and its
+    validation, for discriminator_entry). The discriminator trains on the CPU (105k parameters: minutes)."""
+    import dataclasses
+
+    from .discriminator import DiscriminatorConfig, train_discriminator
+    from .empirical import training_images
+    from .evaluate import sample_batches
+    from .sampling import plan
+    data = config.data
+    shape = (data.channels, data.image_size, data.image_size)
+    sc = dataclasses.replace(config.sample, dg_weight=0.0)
+    cfg = DiscriminatorConfig(image_channels=data.channels)
+    device = model.sigmas.device
+    t0 = time.perf_counter()
+    fakes = sample_batches(model, sc, shape, n_samples, seed, device, batch_size,
+                           progress).float().cpu()
+    sampling_seconds = time.perf_counter() - t0
+    reals = training_images(data).reshape(-1, *shape)
+    gen = train_discriminator(reals, fakes, cfg, steps=steps, seed=seed, dequantize=data.dequantize)
+    try:
+        while True:
+            st = next(gen)
+            if progress is not None:
+                progress("train", st.step, st.n_steps)
+    except StopIteration as stop:
+        d = stop.value
+    about = {"n_samples": int(n_samples), "n_training_images": len(reals), "steps": int(steps), "seed": int(seed),
+             "sampler": dataclasses.asdict(sc), "sampler_nfe": plan(model, sc).nfe,
+             "sampling_seconds": round(sampling_seconds, 1), "training_seconds": round(st.seconds, 1),
+             "validation": [list(v) for v in st.validation]}
+    return d, about
+
+
+def cmd_discriminator(args) -> int:
+    """Train a discriminator on a checkpoint's own samples against its training images and write a copy of the
+    checkpoint that carries it and samples with discriminator guidance by default."""
+    from .checkpoint import atomic_save, embed_discriminator
+    from .discriminator import discriminator_entry
+    from .progress import staged
+    out = Path(args.out)
+    if out.suffix != ".pt":
+        raise UserError(f"--out {out}: name a .pt file for the checkpoint with its discriminator")
+    if Path(args.checkpoint).is_file() and out.resolve() == Path(args.checkpoint).resolve():
+        raise UserError(f"--out {out} is the input: write the checkpoint with its discriminator to a new file")
+    for flag, v, lo in (("--n-samples", args.n_samples, 500), ("--steps", args.steps, 1)):
+        if v < lo:
+            raise UserError(f"{flag} {v}: give at least {lo}")
+    try:
+        SampleConfig(dg_weight=args.weight)  # the range check, before minutes of sampling
+    except ConfigError as e:
+        raise UserError(f"--weight: {e}") from e
+    ld = _load(args.checkpoint, _device(args))
+    progress, close = staged(not args.json and not args.quiet)
+    try:
+        d, about = discriminator_for(ld.model, ld.config, n_samples=args.n_samples, steps=args.steps, seed=args.seed,
+                                     progress=progress)
+    except ConfigError as e:
+        raise UserError(str(e)) from e
+    finally:
+        close()
+    state = embed_discriminator(ld.state, discriminator_entry(d.cpu(), **about), args.weight)
+    atomic_save(state, out)
+    bands = "; ".join(f"sigma {lo:g}-{hi:g}: accuracy {acc:.3f} (BCE {bce:.3f})" for lo, hi, bce, acc in
+                      about["validation"])
+    _emit(args, {"out": str(out), "step": int(state["step"]), "dg_weight": args.weight, **about},
+          f"{out}: step {state['step']} with a discriminator of {about['n_samples']} samples against "
+          f"{about['n_training_images']} training images ({about['steps']} steps); discriminator guidance w_DG "
+          f"{args.weight:g} by default (--dg-weight 0 samples without it)\n  held-out images (chance: accuracy 0.5, "
+          f"BCE 0.693): {bands}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from .models import build_model, conv_flops, count_parameters
     if args.preset:
@@ -481,6 +558,13 @@ def cmd_info(args) -> int:
              f"  sampler: {sampler}")
     if guide:
         human += f"\n  guide (autoguidance): step {guide['step']} of {guide['file']}"
+    disc = None if args.preset else ld.state.get("discriminator")
+    if disc:
+        res["discriminator"] = {k: v for k, v in disc.items() if k != "weights"}
+        acc = ", ".join(f"{lo:g}-{hi:g}: {a:.2f}" for lo, hi, _bce, a in disc.get("validation", []))
+        human += (f"\n  discriminator (discriminator guidance): {disc.get('n_samples')} samples against "
+                  f"{disc.get('n_training_images')} training images, {disc.get('steps')} steps; held-out accuracy "
+                  f"by sigma {acc}")
     _emit(args, res, human)
     return 0
 
@@ -584,6 +668,9 @@ def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "", run: bo
                    help=f"for sigma > SIGMA, the exact score of the model's own training images smoothed by sigma "
                         f"in place of the network (steers the chain to the data's classes at large sigma; needs the "
                         f"training images on this machine); 0 = the network everywhere{config_default}")
+    p.add_argument("--dg-weight", type=float, metavar="W",
+                   help=f"discriminator guidance weight, for a checkpoint that carries a discriminator (`ncsn "
+                        f"discriminator`): s + W grad log(d / (1 - d)); 0 = off{config_default}")
     p.add_argument("--step-lr", type=float,
                    help=f"epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (Alg. 1 notation){config_default}")
     p.add_argument("--n-steps-each", type=_steps_list,
@@ -694,6 +781,22 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "not resume)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object to stdout")
     p.set_defaults(func=cmd_guide)
+
+    p = sub.add_parser("discriminator", help="train a discriminator of a checkpoint's samples against its training "
+                                             "images, for discriminator guidance (Kim et al. 2023)")
+    p.add_argument("checkpoint", help="the model to sample from: checkpoint .pt or run folder (its newest)")
+    p.add_argument("--n-samples", type=int, default=20000,
+                   help="samples of the checkpoint's own sampler to train on (default 20000)")
+    p.add_argument("--steps", type=int, default=6000, help="training steps, batches of 128 of each kind (default 6000)")
+    p.add_argument("--seed", type=int, default=12345,
+                   help="seed of the samples and the training (default 12345, away from the evaluations' 0, 1, ...)")
+    p.add_argument("--weight", type=float, default=1.0, metavar="W",
+                   help="the default discriminator guidance weight of the result (default 1, the theory's; "
+                        "--dg-weight at sampling overrides it)")
+    p.add_argument("--out", required=True, help="the checkpoint with its discriminator, a .pt file (samples and "
+                                                "evaluates; does not resume)")
+    _common(p)
+    p.set_defaults(func=cmd_discriminator)
 
     p = sub.add_parser("set-sampler", help="write a copy of a checkpoint with new default sampler settings (what "
                                            "sample, eval and the studio run unless told otherwise)")

@@ -190,6 +190,9 @@ class SampleConfig:
     # for sigma > exact_above the score is the exact score of the model's own training images smoothed by sigma,
     # in place of the network (ncsn_core.empirical); 0 = the network at every sigma
     exact_above: float = 0.0
+    # discriminator guidance weight w (Kim et al. 2023): s + w grad_x logit d(x, sigma), d the discriminator the
+    # checkpoint carries (`ncsn discriminator`; ncsn_core.discriminator); 0 = off
+    dg_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.sampler in SAMPLERS, f"sampler {self.sampler!r} is unknown: choose one of {', '.join(SAMPLERS)}")
@@ -216,6 +219,8 @@ class SampleConfig:
         _check(self.precision in PRECISIONS,
                f"precision {self.precision!r} is unknown: choose one of {', '.join(PRECISIONS)}")
         _check(self.exact_above >= 0, f"exact_above={self.exact_above} must be >= 0 (0 = the network at every sigma)")
+        _check(0.0 <= self.dg_weight <= 10.0, f"dg_weight={self.dg_weight} must be in [0, 10] (0 = no discriminator "
+                                              f"guidance; 1 is the theory's weight)")
         _check(1.0 <= self.guidance <= 10.0, f"guidance={self.guidance} must be in [1, 10] (1 = no guidance; "
                                              f"autoguidance helps at about 1.5 to 3)")
 

@@ -87,7 +87,7 @@ def bar(total: int, desc: str, enabled: bool, stream: Optional[TextIO] = None):
 
 
 def staged(enabled: bool, stream: Optional[TextIO] = None) -> tuple[Optional[Progress], Callable[[], None]]:
-    """progress(stage, done, total) with one bar per stage ('sample', then 'metrics' shown as 'measure'), and a
+    """progress(stage, done, total) with one bar per stage, named by it ("metrics" shown as "measure"), and a
     function that closes the open one. (None, no-op) when not enabled."""
     if not enabled:
         return None, lambda: None
@@ -102,6 +102,6 @@ def staged(enabled: bool, stream: Optional[TextIO] = None) -> tuple[Optional[Pro
         if stage != state["stage"]:
             close()
             state["stage"] = stage
-            state["bar"] = bar(total, "sample" if stage == "sample" else "measure", True, stream)
+            state["bar"] = bar(total, "measure" if stage == "metrics" else stage, True, stream)
         state["bar"].update(done - state["bar"].n)
     return progress, close

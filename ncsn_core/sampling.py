@@ -17,6 +17,7 @@ network evaluation.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Generator, Iterator, Optional, Sequence, Union
 
@@ -404,6 +405,10 @@ def check_sampler_for(model, sc: SampleConfig) -> None:
         raise ConfigError(f"guidance={sc.guidance:g} needs a guide model inside the checkpoint (autoguidance) and this "
                           f"one has none: sample with guidance 1 (--guidance 1), or embed a guide, e.g. an early "
                           f"checkpoint of the same run, with `ncsn guide CHECKPOINT --guide EARLY.pt --out FILE.pt`")
+    if sc.dg_weight > 0 and getattr(model, "discriminator", None) is None:
+        raise ConfigError(f"dg_weight={sc.dg_weight:g} needs a discriminator inside the checkpoint (discriminator "
+                          f"guidance) and this one has none: sample with dg_weight 0 (--dg-weight 0), or train one "
+                          f"with `ncsn discriminator CHECKPOINT --out FILE.pt`")
     if sc.exact_above > 0 and getattr(model, "data_config", None) is None:
         raise ConfigError("exact_above needs to know the model's training images (a model loaded from a checkpoint "
                           "or built by build_model does): sample with exact_above 0")
@@ -423,6 +428,33 @@ class Guided:
     def __call__(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         s_guide = self.guide(x, cond)
         return torch.lerp(s_guide, self.model(x, cond), self.w)
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+
+class DiscriminatorGuided:
+    """A score model whose score, for sigma in the discriminator's range (and at most `below`, where the score is
+    the model's own and not an exact one), is s + w grad_x logit d(x, sigma); the model's elsewhere. Every other
+    attribute (its ladder, continuity, data mean) is the model's. The gradient is taken in fp32 whatever the
+    model's precision, inside the sampler's no_grad."""
+
+    def __init__(self, model, discriminator, w: float, below: float = math.inf):
+        self.model, self.disc, self.w = model, discriminator, float(w)
+        self.lo, self.hi = discriminator.cfg.sigma_min, min(discriminator.cfg.sigma_max, below)
+
+    def __call__(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        s = self.model(x, cond)
+        sigma = cond.float() if cond.is_floating_point() else self.model.sigmas[cond].float()
+        on = (sigma >= self.lo) & (sigma <= self.hi)
+        if not bool(on.any()):
+            return s
+        with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
+            xg = x[on].detach().float().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.disc(xg, sigma[on]).sum(), xg)
+        s = s.clone()
+        s[on] += self.w * grad.to(s.dtype)
+        return s
 
     def __getattr__(self, name: str):
         return getattr(self.model, name)
@@ -462,6 +494,8 @@ def sample(model, sc: SampleConfig, shape: Sequence[int], seed: Seed = 0, device
         model = Guided(model, sc.guidance)
     if sc.exact_above > 0:
         model = ExactAbove(model, training_images(model.data_config), sc.exact_above)
+    if sc.dg_weight > 0:  # outermost: it corrects whatever score the sampler would take, below the exact part
+        model = DiscriminatorGuided(model, model.discriminator, sc.dg_weight, below=sc.exact_above or math.inf)
     sig = pl.sigmas.to(device)
     steps = None if sc.sampler == "heun" else sc.steps_per_level(len(sig))
     every = yield_every or (1 if steps is None else max(1, max(steps) // 4))
@@ -518,7 +552,8 @@ def describe(sc: SampleConfig, pl: SamplingPlan) -> str:
     bf16 = ", the network in bf16" if sc.precision == "bf16" else ""
     exact = (f", the training images' exact score above sigma {sc.exact_above:g} ({pl.n_exact} evaluations)"
              if sc.exact_above > 0 else "")
-    return f"{text}{guided}{bf16}{exact}; {pl.nfe} network evaluations per sample"
+    dg = f", discriminator guidance w_DG={sc.dg_weight:g}" if sc.dg_weight > 0 else ""
+    return f"{text}{guided}{bf16}{exact}{dg}; {pl.nfe} network evaluations per sample"
 
 
 def settings_record(sc: SampleConfig, pl: SamplingPlan) -> dict:

@@ -92,7 +92,8 @@ class EvalTab(Tab):
     # --- the model and the form ----------------------------------------------------------------
     def _on_model_read(self, info: jobs.CheckpointInfo) -> None:
         self.info = None  # no validation against a half-filled form
-        self.form.load(info.sample, info.has_data_mean, info.has_ema, info.model, info.has_guide)
+        self.form.load(info.sample, info.has_data_mean, info.has_ema, info.model, info.has_guide,
+                       info.has_discriminator)
         self.form.set_ladder(info.sigmas)
         self.info = info
         self._validate()

@@ -121,7 +121,8 @@ class InpaintTab(Tab):
         if info.arch == "mlp":
             raise ValueError(f"{Path(info.path).name} is a 2-D toy model (mlp); inpainting needs an image model")
         self._model, self.info = model, info
-        self.form.load(info.sample, info.has_data_mean, model=info.model, has_guide=info.has_guide)
+        self.form.load(info.sample, info.has_data_mean, model=info.model, has_guide=info.has_guide,
+                       has_discriminator=info.has_discriminator)
         self.form.set_ladder(info.sigmas)
         self.picker.show_info(info)
         self.source.set_shape(info.image_size, info.channels)  # the same picture at the model's size

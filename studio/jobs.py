@@ -58,7 +58,8 @@ class CheckpointInfo:
     path: the checkpoint file (or a description of a model held in memory); step: None when unknown.
     has_data_mean: whether it holds the training data's mean image (needed by the 'data-mean' start;
     checkpoints saved before NCSN Studio recorded it do not). has_guide: whether it carries an autoguidance guide
-    (`ncsn guide`), which the sampler's guidance weight needs."""
+    (`ncsn guide`), which the sampler's guidance weight needs; has_discriminator: whether it carries a discriminator
+    (`ncsn discriminator`), which the discriminator guidance weight needs."""
     path: str
     step: Optional[int]
     config: dict
@@ -69,6 +70,7 @@ class CheckpointInfo:
     image_size: int
     has_data_mean: bool = False
     has_guide: bool = False
+    has_discriminator: bool = False
 
     @property
     def name(self) -> str:
@@ -95,7 +97,7 @@ def inspect_checkpoint(path: str) -> Generator[Any, Optional[str], CheckpointInf
     return CheckpointInfo(state["_path"], int(state["step"]), cfg.to_dict(),
                           tuple(float(s) for s in sigmas_from_config(cfg.noise)), bool(state.get("ema")),
                           cfg.model.arch, cfg.data.channels, cfg.data.image_size, state.get("data_mean") is not None,
-                          bool(state.get("guide")))
+                          bool(state.get("guide")), bool(state.get("discriminator")))
     yield  # noqa: unreachable - makes this a generator, so it runs on the worker like the others
 
 
@@ -112,7 +114,8 @@ def model_info(model: Any, config: Any, path: str, step: Optional[int] = None, h
     """The description of a model already built (a ScoreModel with .sigmas, and its Config)."""
     return CheckpointInfo(str(path), step, config.to_dict(), tuple(float(v) for v in model.sigmas.tolist()), has_ema,
                           config.model.arch, config.data.channels, config.data.image_size,
-                          getattr(model, "data_mean", None) is not None, getattr(model, "guide", None) is not None)
+                          getattr(model, "data_mean", None) is not None, getattr(model, "guide", None) is not None,
+                          getattr(model, "discriminator", None) is not None)
 
 
 def load_model(path: str) -> Tuple[Any, CheckpointInfo]:
@@ -186,6 +189,7 @@ class LevelSubset:
         self.data_config = getattr(model, "data_config", None)  # for the exact large-sigma score
         guide = getattr(model, "guide", None)  # the autoguidance guide shares the model's ladder
         self.guide = LevelSubset(guide, levels) if guide is not None else None
+        self.discriminator = getattr(model, "discriminator", None)  # conditioned on sigma values, not levels
 
     def __call__(self, x, cond):
         return self.model(x, cond if cond.is_floating_point() else self.index[cond])

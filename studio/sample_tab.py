@@ -73,7 +73,8 @@ class SampleTab(Tab):
     def _on_model_read(self, info: jobs.CheckpointInfo) -> None:
         self.banner.dismiss()
         self.info = None  # no validation against a half-updated form: the ladder is set first
-        self.form.load(info.sample, info.has_data_mean, info.has_ema, info.model, info.has_guide)
+        self.form.load(info.sample, info.has_data_mean, info.has_ema, info.model, info.has_guide,
+                       info.has_discriminator)
         self.levels.set_sigmas(info.sigmas)
         self.info = info
         self._on_levels_changed()

@@ -42,6 +42,12 @@ class ScoreModel(nn.Module):
         self.scale_by_sigma = scale_by_sigma
         self.continuous = continuous
         self.set_guide(None)
+        self.set_discriminator(None)
+
+    def set_discriminator(self, discriminator: Optional[nn.Module]) -> None:
+        """The discriminator of discriminator guidance (ncsn_core.discriminator), or None; like the guide, kept out
+        of this model's state_dict, EMA and optimizer."""
+        object.__setattr__(self, "discriminator", discriminator)
 
     def set_guide(self, guide: Optional["ScoreModel"]) -> None:
         """The autoguidance guide (ncsn_core.sampling.Guided), a weaker model of the same data, or None. Kept out of

@@ -20,6 +20,7 @@ def describe(info: jobs.CheckpointInfo) -> str:
     s = info.sigmas
     ema = " \u00b7 EMA weights" if info.has_ema else ""
     ema += " \u00b7 with a guide model" if info.has_guide else ""
+    ema += " \u00b7 with a discriminator" if info.has_discriminator else ""
     return (f"<b>{Path(info.path).name}</b>{step}<br>{info.name} \u00b7 {info.arch} network \u00b7 {shape} \u00b7 "
             f"L = {len(s)} levels, \u03c3 {s[0]:.3g} \u2192 {s[-1]:.3g}{ema}")
 

@@ -46,6 +46,10 @@ STEP_LR_TIP = ("\u03b5 in Alg. 1: \u03b1_i = \u03b5\u00b7\u03c3_i\u00b2/\u03c3_L
 GUIDANCE_TIP = ("Autoguidance (Karras et al. 2024): the score s_guide + w\u00b7(s \u2212 s_guide), the guide a weaker "
                 "model of the same data that the checkpoint carries (`ncsn guide`). 1 = the model alone; larger w "
                 "gives cleaner, more typical digits and, past about 2, less variety. Each step runs both networks.")
+DG_TIP = ("Discriminator guidance (Kim et al. 2023): the score s + w\u00b7\u2207 log(d/(1\u2212d)), d a small network "
+          "that the checkpoint carries (`ncsn discriminator`), trained to tell its training images from its own "
+          "samples at each \u03c3; it nudges the chain toward what the samples lack. 0 = off, 1 = the theory's "
+          "weight. Applies below the exact score's \u03c3.")
 EXACT_TIP = ("For \u03c3 above this value the score is the exact score of the model's own training images smoothed by "
              "\u03c3, in place of the network (and its guide): at large \u03c3 it spreads over many images and steers "
              "the chain to the data's class shares; the network draws the details below. Needs the training images "
@@ -92,6 +96,7 @@ class SamplerForm(QGroupBox):
         super().__init__(title, parent)
         d = SampleConfig()
         self._loaded, self._model, self._has_data_mean, self._has_guide = d, ModelConfig(), False, False
+        self._has_disc = False
         self._ladder: Sequence[float] = ()
         self._loading = False
         self.n_edit = NumberEdit("n", n[0], int, n[1], n[2])
@@ -110,6 +115,7 @@ class SamplerForm(QGroupBox):
         self.churn_edit.setToolTip("S_churn (Karras et al. 2022, Alg. 2): noise raises \u03c3 before each step so the "
                                    "chain can correct the model's errors; 0 = the deterministic ODE")
         self.guidance_edit = NumberEdit("guidance", d.guidance, float)
+        self.dg_edit = NumberEdit("dg_weight", d.dg_weight, float)
         self.exact_edit = NumberEdit("exact_above", d.exact_above, float)
         self.exact_edit.setToolTip(EXACT_TIP)
         self.init_combo = self._combo(INITS, INIT_CHOICES)
@@ -138,6 +144,7 @@ class SamplerForm(QGroupBox):
         self.rows.addRow("\u03c1 (rho)", self.rho_edit)
         self.rows.addRow("churn", self.churn_edit)
         self.rows.addRow("Guidance w", self.guidance_edit)
+        self.rows.addRow("Discriminator w_DG", self.dg_edit)
         self.rows.addRow("Exact score above \u03c3", self.exact_edit)
         self.rows.addRow("Start", self.init_combo)
         self.rows.addRow("Variance correction \u03ba", self.kappa_spin)
@@ -150,7 +157,7 @@ class SamplerForm(QGroupBox):
         self.rows.addRow(self.warning)
 
         for edit in (self.n_edit, self.seed_edit, self.step_lr_edit, self.steps_edit, self.snr_edit, self.rho_edit,
-                     self.churn_edit, self.guidance_edit, self.exact_edit):
+                     self.churn_edit, self.guidance_edit, self.dg_edit, self.exact_edit):
             edit.textChanged.connect(self._on_edited)
         self.sampler_combo.currentIndexChanged.connect(self._on_edited)
         self.init_combo.currentIndexChanged.connect(self._on_edited)
@@ -171,10 +178,10 @@ class SamplerForm(QGroupBox):
 
     # --- the model's own settings in, a validated config out -----------------------------------
     def load(self, sample: SampleConfig, has_data_mean: bool, has_ema: bool = False,
-             model: Optional[ModelConfig] = None, has_guide: bool = False) -> None:
+             model: Optional[ModelConfig] = None, has_guide: bool = False, has_discriminator: bool = False) -> None:
         """Show a model's own sampler settings; 'data mean' is offered only when the model holds the mean image,
         Heun and another ladder only when `model` is conditioned on a continuous sigma, the guidance weight only
-        when the checkpoint carries a guide."""
+        when the checkpoint carries a guide, the discriminator guidance weight only when it carries a discriminator."""
         self._loading = True
         self._loaded, self._model, self._has_data_mean = sample, model or ModelConfig(), has_data_mean
         self._has_guide = has_guide
@@ -182,6 +189,11 @@ class SamplerForm(QGroupBox):
         self.guidance_edit.setEnabled(has_guide)
         self.guidance_edit.setToolTip(GUIDANCE_TIP if has_guide else
                                       f"Not available: this checkpoint carries no guide model. {GUIDANCE_TIP}")
+        self._has_disc = has_discriminator
+        self.dg_edit.set_value(sample.dg_weight if has_discriminator else 0.0)
+        self.dg_edit.setEnabled(has_discriminator)
+        self.dg_edit.setToolTip(DG_TIP if has_discriminator else
+                                f"Not available: this checkpoint carries no discriminator. {DG_TIP}")
         _offer(self.sampler_combo, SAMPLER_CHOICES,
                {k: why for k in ("heun",) if (why := _reason(check_sampler, SampleConfig(sampler=k), self._model))})
         _offer(self.init_combo, INIT_CHOICES,
@@ -217,6 +229,7 @@ class SamplerForm(QGroupBox):
         given = {k: (f() if k in uses else getattr(self._loaded, k)) for k, f in read.items()}
         cfg = SampleConfig(sampler=self.sampler(), init=str(self.init_combo.currentData()), **given,
                            guidance=self.guidance_edit.value() if self._has_guide else 1.0,
+                           dg_weight=self.dg_edit.value() if self._has_disc else 0.0,
                            exact_above=self.exact_edit.value(), precision=self._loaded.precision,
                            **self.ladder.values())
         check_sampler(cfg, self._model)

@@ -296,6 +296,43 @@ def test_the_guidance_weight_is_offered_only_with_a_guide_and_runs(qtbot, sample
     assert "guidance=0.5 must be in [1, 10]" in sample_tab.run_bar.problem()
 
 
+@pytest.fixture(scope="module")
+def disc_sigma_checkpoint(tmp_path_factory, tiny_sigma_checkpoint) -> str:
+    """tiny_sigma_checkpoint carrying an untrained discriminator (dg_weight 1)."""
+    import torch
+    from ncsn_core.checkpoint import atomic_save, embed_discriminator, read_state
+    from ncsn_core.discriminator import Discriminator, DiscriminatorConfig, discriminator_entry
+    torch.manual_seed(2)
+    d = Discriminator(DiscriminatorConfig(channels=(8, 16), blocks=(1, 1), emb=16, sigma_min=0.001, sigma_max=10.0))
+    out = tmp_path_factory.mktemp("disc") / "disc.pt"
+    atomic_save(embed_discriminator(read_state(Path(tiny_sigma_checkpoint)), discriminator_entry(d), 1.0), out)
+    return str(out)
+
+
+def test_the_discriminator_weight_is_offered_only_with_a_discriminator_and_runs(qtbot, sample_tab,
+                                                                               tiny_sigma_checkpoint,
+                                                                               disc_sigma_checkpoint):
+    form = sample_tab.form
+    _load(qtbot, sample_tab, tiny_sigma_checkpoint)
+    assert not form.dg_edit.isEnabled() and "no discriminator" in form.dg_edit.toolTip()
+    assert form.sample_config().dg_weight == 0.0
+    _load(qtbot, sample_tab, disc_sigma_checkpoint)
+    assert form.dg_edit.isEnabled() and form.dg_edit.text() == "1"
+    assert "with a discriminator" in sample_tab.picker.info_label.text()
+    set_text(qtbot, form.n_edit, "2")
+    images = {}
+    for w in ("5", "0"):
+        set_text(qtbot, form.dg_edit, w)
+        assert form.sample_config().dg_weight == float(w)
+        _run(qtbot, sample_tab)
+        images[w] = np.array(sample_tab.result.x)
+        assert sample_tab.result.meta["dg_weight"] == float(w)
+        assert ("discriminator guidance w_DG=5" in sample_tab.run_bar.status.text()) == (w == "5")
+    assert not np.allclose(images["5"], images["0"])
+    set_text(qtbot, form.dg_edit, "-1")                    # the engine's range, shown on the run bar
+    assert "dg_weight=-1.0 must be in [0, 10]" in sample_tab.run_bar.problem()
+
+
 def test_the_exact_large_sigma_score_is_a_form_field_and_runs(qtbot, sample_tab, tiny_sigma_checkpoint):
     form = sample_tab.form
     _load(qtbot, sample_tab, tiny_sigma_checkpoint)
