@@ -498,8 +498,6 @@ def cmd_discriminator(args) -> int:
     out = Path(args.out)
     if out.suffix != ".pt":
         raise UserError(f"--out {out}: name a .pt file for the checkpoint with its discriminator")
-    if Path(args.checkpoint).is_file() and out.resolve() == Path(args.checkpoint).resolve():
-        raise UserError(f"--out {out} is the input: write the checkpoint with its discriminator to a new file")
     for flag, v, lo in (("--n-samples", args.n_samples, 500), ("--steps", args.steps, 1)):
         if v < lo:
             raise UserError(f"{flag} {v}: give at least {lo}")
@@ -794,7 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the default discriminator guidance weight of the result (default 1, the theory's; "
                         "--dg-weight at sampling overrides it)")
     p.add_argument("--out", required=True, help="the checkpoint with its discriminator, a .pt file (samples and "
-                                                "evaluates; does not resume)")
+                                                "evaluates; does not resume); may be the input, replaced atomically "
+                                                "once the discriminator is trained (one it carried is replaced)")
     _common(p)
     p.set_defaults(func=cmd_discriminator)
 

@@ -148,3 +148,14 @@ def test_the_entry_round_trips():
     x, s = torch.rand(2, 1, 8, 8), torch.tensor([0.1, 1.0])
     with torch.no_grad():
         torch.testing.assert_close(d(x, s), d2(x, s))
+
+
+def test_it_can_replace_a_checkpoint_in_place_training_on_the_sampler_without_itself(with_disc, tmp_path):
+    import shutil
+    copy = tmp_path / "copy.pt"
+    shutil.copy(with_disc, copy)  # its default sampler has dg_weight 1.5
+    assert main(["discriminator", str(copy), "--n-samples", "500", "--steps", "5", "--weight", "0.5", "--out",
+                 str(copy), "--quiet", "--device", "cpu"]) == 0
+    state = read_state(copy)
+    assert state["config"]["sample"]["dg_weight"] == 0.5 and state["discriminator"]["steps"] == 5
+    assert state["discriminator"]["sampler"]["dg_weight"] == 0.0
