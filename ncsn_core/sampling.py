@@ -581,7 +581,7 @@ def _noisy_known(image: torch.Tensor, mask: torch.Tensor, sigma_of, g: torch.Gen
 
 
 def drain(gen: Iterator[LangevinState]) -> torch.Tensor:
-    """The blocking API: run a sampler generator to the end and return its final x."""
+    """The blocking API: run a sampler generator (or any of the engine's generators) to the end and return its value."""
     try:
         while True:
             next(gen)

@@ -31,14 +31,6 @@ def with_disc(run, tmp_path_factory):
     return out
 
 
-def _drain(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
-
-
 def test_the_discriminator_learns_what_tells_two_sets_apart_and_its_gradient_points_to_the_real_set():
     # "real" images carry more ink on the left half, "fake" ones on the right
     torch.manual_seed(0)
@@ -47,7 +39,7 @@ def test_the_discriminator_learns_what_tells_two_sets_apart_and_its_gradient_poi
     reals[..., :4] += 0.3
     fakes[..., 4:] += 0.3
     cfg = DiscriminatorConfig(channels=(8, 16), blocks=(1, 1), emb=16, sigma_min=0.02, sigma_max=0.5)
-    d = _drain(train_discriminator(reals, fakes, cfg, steps=150, batch_size=64, lr=3e-3, dequantize=False))
+    d = drain(train_discriminator(reals, fakes, cfg, steps=150, batch_size=64, lr=3e-3, dequantize=False))
     with torch.no_grad():
         sig = torch.full((200,), 0.05)
         lr, lf = d(reals[:200] + 0.05 * torch.randn(200, 1, 8, 8), sig), d(fakes[:200] + 0.05 * torch.randn(200, 1, 8, 8), sig)
