@@ -506,6 +506,9 @@ def cmd_discriminator(args) -> int:
     except ConfigError as e:
         raise UserError(f"--weight: {e}") from e
     ld = _load(args.checkpoint, _device(args))
+    if ld.config.model.arch == "mlp":
+        raise UserError(f"{ld.path} is a 2-D toy model (arch mlp): discriminator guidance is for image models; the "
+                        f"toy's exact scores need no correction (ncsn toy)")
     progress, close = staged(not args.json and not args.quiet)
     try:
         d, about = discriminator_for(ld.model, ld.config, n_samples=args.n_samples, steps=args.steps, seed=args.seed,

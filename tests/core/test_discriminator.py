@@ -116,6 +116,11 @@ def test_cli_flags_info_and_refusals(run, with_disc, tmp_path, capsys):
         args = ["discriminator", str(run), "--out", str(out), *bad]
         assert main(args) == 2
         assert why in capsys.readouterr().err
+    toy = tmp_path / "toy"
+    assert main(["train", "--preset", "toy", "--n-iters", "2", "--run-dir", str(toy), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["discriminator", str(toy), "--out", str(out)]) == 2
+    assert "2-D toy model" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(ConfigError, match="dg_weight"):
         SampleConfig(dg_weight=-0.5)
