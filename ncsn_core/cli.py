@@ -463,15 +463,14 @@ def discriminator_for(model, config: Config, n_samples: int = 20000, steps: int 
     from .discriminator import DiscriminatorConfig, train_discriminator
     from .empirical import training_images
     from .evaluate import sample_batches
-    from .sampling import plan
+    from .sampling import plan, settings_record
     data = config.data
     shape = (data.channels, data.image_size, data.image_size)
     sc = dataclasses.replace(config.sample, dg_weight=0.0)
     cfg = DiscriminatorConfig(image_channels=data.channels)
     device = model.sigmas.device
     t0 = time.perf_counter()
-    fakes = sample_batches(model, sc, shape, n_samples, seed, device, batch_size,
-                           progress).float().cpu()
+    fakes = sample_batches(model, sc, shape, n_samples, seed, device, batch_size, progress)  # float, on the CPU
     sampling_seconds = time.perf_counter() - t0
     reals = training_images(data).reshape(-1, *shape)
     gen = train_discriminator(reals, fakes, cfg, steps=steps, seed=seed, dequantize=data.dequantize)
@@ -483,7 +482,7 @@ def discriminator_for(model, config: Config, n_samples: int = 20000, steps: int 
     except StopIteration as stop:
         d = stop.value
     about = {"n_samples": int(n_samples), "n_training_images": len(reals), "steps": int(steps), "seed": int(seed),
-             "sampler": dataclasses.asdict(sc), "sampler_nfe": plan(model, sc).nfe,
+             "sampler": settings_record(sc, plan(model, sc)),
              "sampling_seconds": round(sampling_seconds, 1), "training_seconds": round(st.seconds, 1),
              "validation": [list(v) for v in st.validation]}
     return d, about

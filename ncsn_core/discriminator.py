@@ -120,12 +120,13 @@ def train_discriminator(reals: torch.Tensor, fakes: torch.Tensor, cfg: Discrimin
     dequantize adds the reals' uniform dequantisation noise (+-1/512), so that the discriminator cannot tell them by
     their 256 grey levels alone."""
     g = torch.Generator().manual_seed(int(seed))
-    torch.manual_seed(int(seed))
     n_r, n_f = int(len(reals) * (1 - holdout)), int(len(fakes) * (1 - holdout))
     if n_r < batch_size or n_f < batch_size:
         raise ConfigError(f"the discriminator needs at least {batch_size} training images and {batch_size} samples "
                           f"after the {holdout:.0%} held out ({len(reals)} and {len(fakes)} given)")
-    d = Discriminator(cfg)
+    with torch.random.fork_rng(devices=[]):  # seeded weights, without touching the caller's global RNG
+        torch.manual_seed(int(seed))
+        d = Discriminator(cfg)
     opt = torch.optim.Adam(d.parameters(), lr=lr)
     labels = torch.cat([torch.ones(batch_size), torch.zeros(batch_size)])
     t0 = time.perf_counter()
