@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import time
 import traceback
@@ -452,16 +453,24 @@ def cmd_guide(args) -> int:
 
 
 def discriminator_for(model, config: Config, n_samples: int = 20000, steps: int = 6000, seed: int = 12345,
-                      batch_size: int = 250, progress=None) -> tuple:
-    """Train a discriminator for a loaded score model (`model`, its Config `config`): n_samples from the config's
-    own sampler (without discriminator guidance), seeded `seed` (the evaluation's seeds 0.. are other draws), against
-    its own training images (ncsn_core.empirical.training_images). progress(stage, done, total) with stages
-    "sample" (steps of all batches) and "train" (steps). Returns (the discriminator, `about`: how it was made and its
-    validation, for discriminator_entry). The discriminator trains on the CPU (105k parameters: minutes)."""
+                      batch_size: int = 250, progress=None, class_steps: int = 4000,
+                      calibration_samples: int = 5000, calibration_rounds: int = 2, weight: float = 1.0) -> tuple:
+    """Train the log ratio of discriminator guidance for a loaded score model (`model`, its Config `config`).
+
+    The discriminator: n_samples from the config's own sampler (without discriminator guidance), seeded `seed` (the
+    evaluation's seeds 0.. are other draws), against its own training images (ncsn_core.empirical.training_images).
+    The class part, where those images have labels and class_steps > 0: a noise-conditional classifier of the
+    labels (class_steps steps), the class weights w_y = p_data(y) / (the samples' share of class y, by that
+    classifier), then calibration_rounds rounds of calibration_samples samples of the guided sampler (w_DG =
+    `weight`), each multiplying w_y by p_data(y) / (its share): the guidance acts only below the exact score's sigma
+    and the classifier is weak at large sigma, so the first weights correct part of the imbalance only.
+    progress(stage, done, total) with stages "sample", "train", "classes" and "calibrate r/R".
+    Returns (the ncsn_core.discriminator.LogRatio, `about`: how the discriminator was made and its validation,
+    `classes`: how the class part was made, or None), the arguments of discriminator_entry."""
     import dataclasses
 
-    from .discriminator import DiscriminatorConfig, train_discriminator
-    from .empirical import training_images
+    from .discriminator import DiscriminatorConfig, LogRatio, train_discriminator
+    from .empirical import training_images, training_labels
     from .evaluate import sample_batches
     from .sampling import plan, settings_record
     data = config.data
@@ -473,19 +482,68 @@ def discriminator_for(model, config: Config, n_samples: int = 20000, steps: int 
     fakes = sample_batches(model, sc, shape, n_samples, seed, device, batch_size, progress)  # float, on the CPU
     sampling_seconds = time.perf_counter() - t0
     reals = training_images(data).reshape(-1, *shape)
-    gen = train_discriminator(reals, fakes, cfg, steps=steps, seed=seed, dequantize=data.dequantize)
-    try:
-        while True:
-            st = next(gen)
-            if progress is not None:
-                progress("train", st.step, st.n_steps)
-    except StopIteration as stop:
-        d = stop.value
+    d, st = _drained(train_discriminator(reals, fakes, cfg, steps=steps, seed=seed, dequantize=data.dequantize),
+                     "train", progress)
     about = {"n_samples": int(n_samples), "n_training_images": len(reals), "steps": int(steps), "seed": int(seed),
              "sampler": settings_record(sc, plan(model, sc)),
              "sampling_seconds": round(sampling_seconds, 1), "training_seconds": round(st.seconds, 1),
              "validation": [list(v) for v in st.validation]}
-    return d, about
+    labels = training_labels(data) if class_steps > 0 else None
+    if labels is None or len(labels) != len(reals) or int(labels.max()) < 1:
+        return LogRatio(d), about, None
+    ratio, classes = _class_part(model, config, d, reals, labels, fakes, cfg, class_steps, calibration_samples,
+                                 calibration_rounds, weight, seed, batch_size, progress)
+    return ratio, about, classes
+
+
+def _drained(gen, stage: str, progress) -> tuple:
+    """(the return value of a training generator of DiscriminatorStep, its last step), reporting progress."""
+    try:
+        while True:
+            st = next(gen)
+            if progress is not None:
+                progress(stage, st.step, st.n_steps)
+    except StopIteration as stop:
+        return stop.value, st
+
+
+def _class_part(model, config: Config, d, reals, labels, fakes, cfg, class_steps: int, calibration_samples: int,
+                calibration_rounds: int, weight: float, seed: int, batch_size: int, progress) -> tuple:
+    """discriminator_for's class part: (the LogRatio with it, how it was made)."""
+    import dataclasses
+
+    from .discriminator import LogRatio, class_shares, train_classifier
+    from .evaluate import sample_batches
+    k = int(labels.max()) + 1
+    ccfg = dataclasses.replace(cfg, outputs=k)
+    c, st = _drained(train_classifier(reals, labels, ccfg, steps=class_steps, seed=seed,
+                                      dequantize=config.data.dequantize), "classes", progress)
+    p_data = torch.bincount(labels, minlength=k).double() / len(labels)
+    shares = class_shares(c, fakes)
+    log_w = (p_data / shares.clamp_min(1e-3)).log()
+    rounds = [{"sampler": "without discriminator guidance", "n": len(fakes), "shares": _rounded(shares)}]
+    previous = getattr(model, "discriminator", None)
+    sc = dataclasses.replace(config.sample, dg_weight=float(weight))
+    shape = tuple(fakes.shape[1:])
+    try:
+        for r in range(calibration_rounds if weight > 0 else 0):
+            model.set_discriminator(LogRatio(d, c, log_w).to(model.sigmas.device))
+            stage = f"calibrate {r + 1}/{calibration_rounds}"
+            x = sample_batches(model, sc, shape, calibration_samples, seed + 1 + r, model.sigmas.device, batch_size,
+                               None if progress is None else lambda _s, done, total: progress(stage, done, total))
+            shares = class_shares(c, x)
+            rounds.append({"sampler": f"guided, w_DG {weight:g}", "n": calibration_samples, "seed": seed + 1 + r,
+                           "shares": _rounded(shares)})
+            log_w = log_w + (p_data / shares.clamp_min(1e-3)).log()
+    finally:
+        model.set_discriminator(previous)
+    classes = {"steps": int(class_steps), "training_seconds": round(st.seconds, 1),
+               "validation": [list(v) for v in st.validation], "p_data": _rounded(p_data), "calibration": rounds}
+    return LogRatio(d, c, log_w.float()), classes
+
+
+def _rounded(p: torch.Tensor) -> list:
+    return [round(float(v), 4) for v in p]
 
 
 def cmd_discriminator(args) -> int:
@@ -497,7 +555,10 @@ def cmd_discriminator(args) -> int:
     out = Path(args.out)
     if out.suffix != ".pt":
         raise UserError(f"--out {out}: name a .pt file for the checkpoint with its discriminator")
-    for flag, v, lo in (("--n-samples", args.n_samples, 500), ("--steps", args.steps, 1)):
+    for flag, v, lo in (("--n-samples", args.n_samples, 500), ("--steps", args.steps, 1),
+                        ("--class-steps", args.class_steps, 0), ("--calibration-samples", args.calibration_samples,
+                                                                  500), ("--calibration-rounds",
+                                                                         args.calibration_rounds, 0)):
         if v < lo:
             raise UserError(f"{flag} {v}: give at least {lo}")
     try:
@@ -510,22 +571,47 @@ def cmd_discriminator(args) -> int:
                         f"toy's exact scores need no correction (ncsn toy)")
     progress, close = staged(not args.json and not args.quiet)
     try:
-        d, about = discriminator_for(ld.model, ld.config, n_samples=args.n_samples, steps=args.steps, seed=args.seed,
-                                     progress=progress)
+        ratio, about, classes = discriminator_for(
+            ld.model, ld.config, n_samples=args.n_samples, steps=args.steps, seed=args.seed, progress=progress,
+            class_steps=args.class_steps, calibration_samples=args.calibration_samples,
+            calibration_rounds=args.calibration_rounds, weight=args.weight)
     except ConfigError as e:
         raise UserError(str(e)) from e
     finally:
         close()
-    state = embed_discriminator(ld.state, discriminator_entry(d.cpu(), **about), args.weight)
+    state = embed_discriminator(ld.state, discriminator_entry(ratio.cpu(), classes, **about), args.weight)
     atomic_save(state, out)
     bands = "; ".join(f"sigma {lo:g}-{hi:g}: accuracy {acc:.3f} (BCE {bce:.3f})" for lo, hi, bce, acc in
                       about["validation"])
-    _emit(args, {"out": str(out), "step": int(state["step"]), "dg_weight": args.weight, **about},
-          f"{out}: step {state['step']} with a discriminator of {about['n_samples']} samples against "
-          f"{about['n_training_images']} training images ({about['steps']} steps); discriminator guidance w_DG "
-          f"{args.weight:g} by default (--dg-weight 0 samples without it)\n  held-out images (chance: accuracy 0.5, "
-          f"BCE 0.693): {bands}")
+    human = (f"{out}: step {state['step']} with a discriminator of {about['n_samples']} samples against "
+             f"{about['n_training_images']} training images ({about['steps']} steps); discriminator guidance w_DG "
+             f"{args.weight:g} by default (--dg-weight 0 samples without it)\n  held-out images (chance: accuracy "
+             f"0.5, BCE 0.693): {bands}")
+    classes = state["discriminator"].get("classes")  # as stored: with its class weights
+    human += "\n" + _classes_lines(classes, args.class_steps)
+    _emit(args, {"out": str(out), "step": int(state["step"]), "dg_weight": args.weight, **about,
+                 "classes": classes and {k: v for k, v in classes.items() if k != "weights"}}, human)
     return 0
+
+
+def _classes_lines(classes: Optional[dict], class_steps: int) -> str:
+    """What `ncsn discriminator` says of the class part: the classifier's held-out accuracy and the class shares
+    before and after each calibration round, beside the data's."""
+    if classes is None:
+        return ("  class part: none (--class-steps 0)" if class_steps == 0 else
+                "  class part: none (the training images have no labels)")
+    acc = "; ".join(f"sigma {lo:g}-{hi:g}: {a:.3f}" for lo, hi, _, a in classes["validation"])
+    lines = [f"  class part: a classifier of the training labels ({classes['steps']} steps), held-out accuracy "
+             f"{acc}", "  class shares (%), training images:".ljust(52) + _pct(classes["p_data"])]
+    lines += [f"  {r['sampler']} (n={r['n']}{', seed %d' % r['seed'] if 'seed' in r else ''}):".ljust(52)
+              + _pct(r["shares"]) for r in classes["calibration"]]
+    lines.append("  class weights w_y (after the last round):".ljust(52)
+                 + " ".join(f"{math.exp(v):5.2f}" for v in classes["log_weights"]))
+    return "\n".join(lines)
+
+
+def _pct(p) -> str:
+    return " ".join(f"{100 * v:5.1f}" for v in p)
 
 
 def cmd_info(args) -> int:
@@ -560,11 +646,15 @@ def cmd_info(args) -> int:
         human += f"\n  guide (autoguidance): step {guide['step']} of {guide['file']}"
     disc = None if args.preset else ld.state.get("discriminator")
     if disc:
-        res["discriminator"] = {k: v for k, v in disc.items() if k != "weights"}
+        res["discriminator"] = {k: v for k, v in disc.items() if k not in ("weights", "classes")}
         acc = ", ".join(f"{lo:g}-{hi:g}: {a:.2f}" for lo, hi, _bce, a in disc.get("validation", []))
         human += (f"\n  discriminator (discriminator guidance): {disc.get('n_samples')} samples against "
                   f"{disc.get('n_training_images')} training images, {disc.get('steps')} steps; held-out accuracy "
                   f"by sigma {acc}")
+        classes = disc.get("classes")
+        if classes:
+            res["discriminator"]["classes"] = {k: v for k, v in classes.items() if k != "weights"}
+            human += "\n" + _classes_lines(classes, 1)
     _emit(args, res, human)
     return 0
 
@@ -793,6 +883,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight", type=float, default=1.0, metavar="W",
                    help="the default discriminator guidance weight of the result (default 1, the theory's; "
                         "--dg-weight at sampling overrides it)")
+    p.add_argument("--class-steps", type=int, default=4000,
+                   help="training steps of the class part's classifier of the training labels (default 4000; 0 = "
+                        "no class part; none either for images without labels)")
+    p.add_argument("--calibration-samples", type=int, default=5000,
+                   help="samples of the guided sampler per calibration round of the class weights (default 5000)")
+    p.add_argument("--calibration-rounds", type=int, default=2,
+                   help="calibration rounds of the class weights (default 2; 0 = the first estimate)")
     p.add_argument("--out", required=True, help="the checkpoint with its discriminator, a .pt file (samples and "
                                                 "evaluates; does not resume); may be the input, replaced atomically "
                                                 "once the discriminator is trained (one it carried is replaced)")

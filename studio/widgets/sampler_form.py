@@ -48,8 +48,9 @@ GUIDANCE_TIP = ("Autoguidance (Karras et al. 2024): the score s_guide + w\u00b7(
                 "gives cleaner, more typical digits and, past about 2, less variety. Each step runs both networks.")
 DG_TIP = ("Discriminator guidance (Kim et al. 2023): the score s + w\u00b7\u2207 log(d/(1\u2212d)), d a small network "
           "that the checkpoint carries (`ncsn discriminator`), trained to tell its training images from its own "
-          "samples at each \u03c3; it nudges the chain toward what the samples lack. 0 = off, 1 = the theory's "
-          "weight. Applies below the exact score's \u03c3.")
+          "samples at each \u03c3; it nudges the chain toward what the samples lack. Where the training images "
+          "have labels it has a class part too, which draws the digits in the data's class shares. 0 = off, 1 = "
+          "the theory's weight. Applies below the exact score's \u03c3.")
 EXACT_TIP = ("For \u03c3 above this value the score is the exact score of the model's own training images smoothed by "
              "\u03c3, in place of the network (and its guide): at large \u03c3 it spreads over many images and steers "
              "the chain to the data's class shares; the network draws the details below. Needs the training images "

@@ -301,11 +301,11 @@ def disc_sigma_checkpoint(tmp_path_factory, tiny_sigma_checkpoint) -> str:
     """tiny_sigma_checkpoint carrying an untrained discriminator (dg_weight 1)."""
     import torch
     from ncsn_core.checkpoint import atomic_save, embed_discriminator, read_state
-    from ncsn_core.discriminator import Discriminator, DiscriminatorConfig, discriminator_entry
+    from ncsn_core.discriminator import Discriminator, DiscriminatorConfig, LogRatio, discriminator_entry
     torch.manual_seed(2)
     d = Discriminator(DiscriminatorConfig(channels=(8, 16), blocks=(1, 1), emb=16, sigma_min=0.001, sigma_max=10.0))
     out = tmp_path_factory.mktemp("disc") / "disc.pt"
-    atomic_save(embed_discriminator(read_state(Path(tiny_sigma_checkpoint)), discriminator_entry(d), 1.0), out)
+    atomic_save(embed_discriminator(read_state(Path(tiny_sigma_checkpoint)), discriminator_entry(LogRatio(d)), 1.0), out)
     return str(out)
 
 
