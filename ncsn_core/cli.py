@@ -539,7 +539,7 @@ def _class_part(model, config: Config, d, reals, labels, fakes, cfg, class_steps
         model.set_discriminator(previous)
     classes = {"steps": int(class_steps), "training_seconds": round(st.seconds, 1),
                "validation": [list(v) for v in st.validation], "p_data": _rounded(p_data), "calibration": rounds}
-    return LogRatio(d, c, log_w.float()), classes
+    return LogRatio(d.cpu(), c.cpu(), log_w.float()), classes  # on the CPU, as trained (calibration may move them)
 
 
 def _rounded(p: torch.Tensor) -> list:

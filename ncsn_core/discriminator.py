@@ -252,8 +252,11 @@ def validate_classifier(c: Discriminator, reals: torch.Tensor, labels: torch.Ten
 
 @torch.no_grad()
 def class_shares(c: Discriminator, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """The share of each class among images x (N, C, H, W) by the classifier's labels at its smallest sigma."""
-    labels = torch.cat([c(b, torch.full((len(b),), c.cfg.sigma_min)).argmax(1) for b in x.split(batch_size)])
+    """The share of each class among images x (N, C, H, W) by the classifier's labels at its smallest sigma, on the
+    CPU (the classifier may sit on another device than x: each batch goes to it)."""
+    device = c.out.weight.device
+    labels = torch.cat([c(b.to(device), torch.full((len(b),), c.cfg.sigma_min, device=device)).argmax(1).cpu()
+                        for b in x.split(batch_size)])
     return torch.bincount(labels, minlength=c.cfg.outputs).double() / len(x)
 
 
