@@ -555,10 +555,11 @@ def cmd_discriminator(args) -> int:
     out = Path(args.out)
     if out.suffix != ".pt":
         raise UserError(f"--out {out}: name a .pt file for the checkpoint with its discriminator")
-    for flag, v, lo in (("--n-samples", args.n_samples, 500), ("--steps", args.steps, 1),
-                        ("--class-steps", args.class_steps, 0), ("--calibration-samples", args.calibration_samples,
-                                                                  500), ("--calibration-rounds",
-                                                                         args.calibration_rounds, 0)):
+    for flag, v, lo in (("--n-samples", args.n_samples, 500),
+                        ("--steps", args.steps, 1),
+                        ("--class-steps", args.class_steps, 0),
+                        ("--calibration-samples", args.calibration_samples, 500),
+                        ("--calibration-rounds", args.calibration_rounds, 0)):
         if v < lo:
             raise UserError(f"{flag} {v}: give at least {lo}")
     try:
@@ -588,18 +589,19 @@ def cmd_discriminator(args) -> int:
              f"{args.weight:g} by default (--dg-weight 0 samples without it)\n  held-out images (chance: accuracy "
              f"0.5, BCE 0.693): {bands}")
     classes = state["discriminator"].get("classes")  # as stored: with its class weights
-    human += "\n" + _classes_lines(classes, args.class_steps)
+    if classes:
+        human += "\n" + _classes_lines(classes)
+    else:
+        human += "\n  class part: none (" + ("--class-steps 0" if args.class_steps == 0 else
+                                           "the training images have no labels") + ")"
     _emit(args, {"out": str(out), "step": int(state["step"]), "dg_weight": args.weight, **about,
                  "classes": classes and {k: v for k, v in classes.items() if k != "weights"}}, human)
     return 0
 
 
-def _classes_lines(classes: Optional[dict], class_steps: int) -> str:
-    """What `ncsn discriminator` says of the class part: the classifier's held-out accuracy and the class shares
-    before and after each calibration round, beside the data's."""
-    if classes is None:
-        return ("  class part: none (--class-steps 0)" if class_steps == 0 else
-                "  class part: none (the training images have no labels)")
+def _classes_lines(classes: dict) -> str:
+    """What `ncsn discriminator` and `ncsn info` say of a class part (its checkpoint entry): the classifier's
+    held-out accuracy, the class shares before and after each calibration round beside the data's, the weights."""
     acc = "; ".join(f"sigma {lo:g}-{hi:g}: {a:.3f}" for lo, hi, _, a in classes["validation"])
     lines = [f"  class part: a classifier of the training labels ({classes['steps']} steps), held-out accuracy "
              f"{acc}", "  class shares (%), training images:".ljust(52) + _pct(classes["p_data"])]
@@ -654,7 +656,7 @@ def cmd_info(args) -> int:
         classes = disc.get("classes")
         if classes:
             res["discriminator"]["classes"] = {k: v for k, v in classes.items() if k != "weights"}
-            human += "\n" + _classes_lines(classes, 1)
+            human += "\n" + _classes_lines(classes)
     _emit(args, res, human)
     return 0
 
@@ -760,7 +762,8 @@ def _sampler_flags(p: argparse.ArgumentParser, config_default: str = "", run: bo
                         f"training images on this machine); 0 = the network everywhere{config_default}")
     p.add_argument("--dg-weight", type=float, metavar="W",
                    help=f"discriminator guidance weight, for a checkpoint that carries a discriminator (`ncsn "
-                        f"discriminator`): s + W grad log(d / (1 - d)); 0 = off{config_default}")
+                        f"discriminator`): s + W grad log r, log r = log(d / (1 - d)) plus its class part where it has "
+                        f"one; 0 = off{config_default}")
     p.add_argument("--step-lr", type=float,
                    help=f"epsilon in alpha_i = eps * sigma_i^2 / sigma_L^2 (Alg. 1 notation){config_default}")
     p.add_argument("--n-steps-each", type=_steps_list,

@@ -190,8 +190,9 @@ class SampleConfig:
     # for sigma > exact_above the score is the exact score of the model's own training images smoothed by sigma,
     # in place of the network (ncsn_core.empirical); 0 = the network at every sigma
     exact_above: float = 0.0
-    # discriminator guidance weight w (Kim et al. 2023): s + w grad_x logit d(x, sigma), d the discriminator the
-    # checkpoint carries (`ncsn discriminator`; ncsn_core.discriminator); 0 = off
+    # discriminator guidance weight w (Kim et al. 2023): s + w grad_x log r(x, sigma), log r the log density ratio
+    # the checkpoint carries (`ncsn discriminator`: a discriminator's logit, plus a class part where the training
+    # images have labels; ncsn_core.discriminator.LogRatio); 0 = off
     dg_weight: float = 0.0
 
     def __post_init__(self) -> None:

@@ -64,7 +64,6 @@ def training_images(data: DataConfig) -> torch.Tensor:
     return x.reshape(len(x), -1).float().contiguous()
 
 
-
 def training_labels(data: DataConfig):
     """The class labels (N,) of training_images(data), in its order (int64), or None when the set has none (an
     image folder) or cannot be read here."""
@@ -77,6 +76,7 @@ def training_labels(data: DataConfig):
         return None
     labels = torch.as_tensor(labels).long()
     return torch.cat([labels, labels]) if data.random_flip else labels  # the mirrored copies keep their class
+
 
 class ExactAbove:
     """A score model whose score for sigma > threshold is the exact score of `images` (its training set), computed

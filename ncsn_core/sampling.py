@@ -437,9 +437,8 @@ class DiscriminatorGuided:
     """A score model whose score, for sigma in the discriminator's range (and at most `below`, where the score is
     the model's own and not an exact one), is s + w grad_x log r(x, sigma), with log r the discriminator's
     estimate of log p_data,sigma - log p_model,sigma (ncsn_core.discriminator.LogRatio: its logit, plus its class
-    part where it has one); the model's elsewhere. Every other
-    attribute (its ladder, continuity, data mean) is the model's. The gradient is taken in fp32 whatever the
-    model's precision, inside the sampler's no_grad."""
+    part where it has one); the model's elsewhere. Every other attribute (its ladder, continuity, data mean) is the
+    model's. The gradient is taken in fp32 whatever the model's precision, inside the sampler's no_grad."""
 
     def __init__(self, model, discriminator, w: float, below: float = math.inf):
         self.model, self.disc, self.w = model, discriminator, float(w)
